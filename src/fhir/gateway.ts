@@ -1,0 +1,257 @@
+// The single door to the FHIR server: every call has a timeout, safe calls are retried with backoff and
+// jitter (honouring Retry-After), a circuit breaker turns a dead server into fast 503s, the request id is
+// passed on, and credentials only ever go to the configured base URL (paging links are never followed).
+import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
+import {
+  BrokenCircuitError,
+  ConsecutiveBreaker,
+  DelegateBackoff,
+  type IPolicy,
+  TaskCancelledError,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  timeout,
+  TimeoutStrategy,
+  wrap,
+} from 'cockatiel';
+import { Client, RESPONSE_KEY } from 'fhir-kit-client';
+
+export interface FhirGatewayOptions {
+  baseUrl: string;
+  timeoutMs: number;
+  maxRetries: number;
+  /** Returns the Authorization header value for the FHIR server, if any. */
+  authorization?: () => Promise<string | undefined>;
+  /** Consecutive failures that open the circuit, and how long it stays open. */
+  breakerThreshold?: number;
+  breakerOpenMs?: number;
+}
+
+export interface CallContext {
+  requestId?: string;
+}
+
+export type FhirErrorKind =
+  | 'not-found'
+  | 'gone'
+  | 'conflict'
+  | 'precondition-failed'
+  | 'rejected'
+  | 'unavailable'
+  | 'timeout'
+  | 'upstream';
+
+/** A failed call to the FHIR server, classified so the API can answer with a meaningful status. */
+export class FhirServerError extends Error {
+  constructor(
+    readonly kind: FhirErrorKind,
+    message: string,
+    readonly status?: number,
+    readonly outcome?: OperationOutcome,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface VersionedResource<T extends Resource = Resource> {
+  resource: T;
+  /** The version id (from meta.versionId, else the ETag). */
+  version?: string;
+}
+
+function classify(status: number): FhirErrorKind {
+  if (status === 404) return 'not-found';
+  if (status === 410) return 'gone';
+  if (status === 409) return 'conflict';
+  if (status === 412) return 'precondition-failed';
+  if (status === 400 || status === 422) return 'rejected';
+  if (status === 429 || status === 503) return 'unavailable';
+  if (status === 504) return 'timeout';
+  return 'upstream';
+}
+
+function retryAfterSeconds(headers: Headers | undefined): number | undefined {
+  const value = headers?.get('retry-after');
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+
+function isRetryable(error: unknown): boolean {
+  if (error instanceof FhirServerError) {
+    return error.status === undefined ? error.kind !== 'rejected' : RETRYABLE_STATUS.has(error.status);
+  }
+  return error instanceof TaskCancelledError;
+}
+
+/** Network failures, timeouts and 5xx count against the breaker; a 4xx means the server is alive. */
+function isServerFailure(error: unknown): boolean {
+  if (error instanceof FhirServerError) return error.status === undefined || error.status >= 500 || error.status === 429;
+  return true;
+}
+
+export function etagVersion(etag: string | null | undefined): string | undefined {
+  const match = etag ? /^(?:W\/)?"?([^"]*)"?$/.exec(etag.trim()) : null;
+  return match?.[1] || undefined;
+}
+
+export class FhirGateway {
+  private readonly client: Client;
+  private readonly safePolicy: IPolicy;
+  private readonly unsafePolicy: IPolicy;
+
+  constructor(private readonly options: FhirGatewayOptions) {
+    this.client = new Client({ baseUrl: options.baseUrl });
+    const breaker = circuitBreaker(handleWhen(isServerFailure), {
+      halfOpenAfter: options.breakerOpenMs ?? 5_000,
+      breaker: new ConsecutiveBreaker(options.breakerThreshold ?? 8),
+    });
+    const perAttemptTimeout = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+    const backoff = new DelegateBackoff<unknown>((context) => {
+      const result = (context as { result?: { error?: unknown }; attempt: number }).result;
+      const error = result?.error;
+      const hinted = error instanceof FhirServerError ? error.retryAfterSeconds : undefined;
+      if (hinted !== undefined) return Math.min(hinted * 1000, 10_000);
+      const attempt = (context as { attempt: number }).attempt;
+      return Math.random() * Math.min(2_000, 50 * 2 ** attempt); // exponential with full jitter
+    });
+    const retryPolicy = retry(handleWhen(isRetryable), { maxAttempts: options.maxRetries, backoff });
+    this.safePolicy = wrap(retryPolicy, breaker, perAttemptTimeout);
+    this.unsafePolicy = wrap(breaker, perAttemptTimeout);
+  }
+
+  get baseUrl(): string {
+    return this.options.baseUrl;
+  }
+
+  /** Runs one HTTP exchange through the policies and turns every failure into a FhirServerError. */
+  private async call<T>(
+    safe: boolean,
+    context: CallContext,
+    send: (options: { headers: Record<string, string>; signal: AbortSignal }) => Promise<T>,
+  ): Promise<{ body: T; headers?: Headers; status?: number }> {
+    const policy = safe ? this.safePolicy : this.unsafePolicy;
+    try {
+      return await policy.execute(async ({ signal }) => {
+        const headers: Record<string, string> = {};
+        if (context.requestId) headers['x-request-id'] = context.requestId;
+        const authorization = await this.options.authorization?.();
+        if (authorization) headers.authorization = authorization;
+        try {
+          const body = await send({ headers, signal });
+          const response = (body as unknown as Record<string, Response | undefined>)[RESPONSE_KEY];
+          return { body, headers: response?.headers, status: response?.status };
+        } catch (error) {
+          throw toFhirServerError(error, signal);
+        }
+      });
+    } catch (error) {
+      if (error instanceof FhirServerError) throw error;
+      if (error instanceof BrokenCircuitError) {
+        throw new FhirServerError('unavailable', 'the FHIR server is failing; calls are paused', undefined, undefined, 5);
+      }
+      if (error instanceof TaskCancelledError) {
+        throw new FhirServerError('timeout', `the FHIR server did not answer within ${this.options.timeoutMs} ms`);
+      }
+      throw toFhirServerError(error);
+    }
+  }
+
+  async read<T extends Resource>(resourceType: string, id: string, context: CallContext): Promise<VersionedResource<T>> {
+    const { body, headers } = await this.call(true, context, (options) =>
+      this.client.read({ resourceType, id, options }),
+    );
+    const resource = body as unknown as T;
+    return { resource, version: resource.meta?.versionId ?? etagVersion(headers?.get('etag')) };
+  }
+
+  async vread<T extends Resource>(resourceType: string, id: string, version: string, context: CallContext): Promise<T> {
+    const { body } = await this.call(true, context, (options) =>
+      this.client.vread({ resourceType, id, version, options }),
+    );
+    return body as unknown as T;
+  }
+
+  /** Reads several resources in one batch; those not found are simply absent from the result. */
+  async readMany(references: string[], context: CallContext): Promise<Map<string, Resource>> {
+    const found = new Map<string, Resource>();
+    const unique = [...new Set(references)];
+    if (unique.length === 0) return found;
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: unique.map((url) => ({ request: { method: 'GET', url } })),
+    };
+    const { body } = await this.call(true, context, (options) =>
+      this.client.batch({ body: bundle as never, options }),
+    );
+    const response = body as unknown as Bundle;
+    (response.entry ?? []).forEach((entry, index) => {
+      if (entry.resource && entry.response?.status?.startsWith('200')) found.set(unique[index], entry.resource);
+    });
+    return found;
+  }
+
+  /**
+   * Sends a transaction. Retried only when `idempotent` (every create conditional, every update version-checked),
+   * since a lost answer to a plain create cannot be told from a lost request.
+   */
+  async transaction(bundle: Bundle, context: CallContext & { idempotent: boolean }): Promise<Bundle> {
+    const { body } = await this.call(context.idempotent, context, (options) =>
+      this.client.transaction({
+        body: bundle as never,
+        options: { ...options, headers: { ...options.headers, prefer: 'return=representation' } },
+      }),
+    );
+    return body as unknown as Bundle;
+  }
+
+  async search(resourceType: string, searchParams: Record<string, string>, context: CallContext): Promise<Bundle> {
+    const { body } = await this.call(true, context, (options) =>
+      this.client.search({ resourceType, searchParams, options }),
+    );
+    return body as unknown as Bundle;
+  }
+
+  async history(resourceType: string, id: string, context: CallContext): Promise<Bundle> {
+    const { body } = await this.call(true, context, (options) =>
+      this.client.history({ resourceType, id, options }),
+    );
+    return body as unknown as Bundle;
+  }
+
+  /** True when the FHIR server answers its capability statement. */
+  async ping(context: CallContext = {}): Promise<boolean> {
+    try {
+      await this.call(false, context, (options) => this.client.capabilityStatement(options));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function toFhirServerError(error: unknown, signal?: AbortSignal): FhirServerError | TaskCancelledError | unknown {
+  if (error instanceof FhirServerError || error instanceof TaskCancelledError) return error;
+  const response = (error as { response?: { status?: number; data?: unknown }; config?: { headers?: Headers } })
+    ?.response;
+  if (response?.status) {
+    const data = response.data as OperationOutcome | undefined;
+    const outcome = data && typeof data === 'object' && data.resourceType === 'OperationOutcome' ? data : undefined;
+    const headers = (error as { config?: { headers?: Headers } }).config?.headers;
+    return new FhirServerError(
+      classify(response.status),
+      `the FHIR server answered ${response.status}`,
+      response.status,
+      outcome,
+      retryAfterSeconds(headers instanceof Headers ? headers : undefined),
+    );
+  }
+  if (signal?.aborted) return new TaskCancelledError('timed out');
+  return new FhirServerError('unavailable', `the FHIR server could not be reached (${(error as Error)?.message})`);
+}

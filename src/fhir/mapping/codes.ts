@@ -1,0 +1,152 @@
+// Every URL, system and code the mapping emits, in one place, each with where it comes from.
+import type { CareTeamMember } from '../../care-plan/care-plan.js';
+
+/** The one canonical base for this project's own definitions. Never changes once released. */
+export const CANONICAL_BASE = 'https://shared-care-plans.org/fhir';
+
+export const SYSTEM = {
+  snomed: 'http://snomed.info/sct',
+  loinc: 'http://loinc.org',
+  ucum: 'http://unitsofmeasure.org',
+  goalPriority: 'http://terminology.hl7.org/CodeSystem/goal-priority',
+  goalAchievement: 'http://terminology.hl7.org/CodeSystem/goal-achievement',
+  observationCategory: 'http://terminology.hl7.org/CodeSystem/observation-category',
+  conditionCategory: 'http://terminology.hl7.org/CodeSystem/condition-category',
+  conditionClinical: 'http://terminology.hl7.org/CodeSystem/condition-clinical',
+  usCoreCarePlanCategory: 'http://hl7.org/fhir/us/core/CodeSystem/careplan-category',
+  usCoreConditionCategory: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category',
+  // SDOH Clinical Care 2.x/3.0: temporary codes, incl. protective-factor for strengths.
+  sdohTemporaryCodes: 'http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes',
+  // Person-Centered Outcomes 1.0.0 personal health inventory (what matters) category.
+  pcoPersonalHealthInventory: 'http://hl7.org/fhir/us/pco/CodeSystem/personal-health-inventory-temporary',
+  careTeamRole: `${CANONICAL_BASE}/CodeSystem/care-team-role`,
+  barrierCategory: `${CANONICAL_BASE}/CodeSystem/barrier-category`,
+  whatMattersComponent: `${CANONICAL_BASE}/CodeSystem/what-matters`,
+  /** Identifies a CarePlan created through POST /care-plans with an Idempotency-Key (see idempotency). */
+  idempotencyKey: `${CANONICAL_BASE}/sid/idempotency-key`,
+  /** A hash of the request that created the CarePlan, to tell a replay from a reused key. */
+  idempotencyRequest: `${CANONICAL_BASE}/sid/idempotency-request`,
+  /** Names a goal inside its plan so activities, barriers and strengths can link to it. */
+  goalKey: `${CANONICAL_BASE}/sid/goal-key`,
+} as const;
+
+export const PROFILE = {
+  // US Core 6.1.0: the version most certified systems support.
+  carePlan: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careplan|6.1.0',
+  goal: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-goal|6.1.0',
+  careTeam: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careteam|6.1.0',
+  careExperiencePreference:
+    'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference|6.1.0',
+  treatmentInterventionPreference:
+    'http://hl7.org/fhir/us/core/StructureDefinition/us-core-treatment-intervention-preference|6.1.0',
+} as const;
+
+export const EXTENSION = {
+  // FHIR core extensions (hl7.fhir.r4.core / extensions pack), used by MCC eCare Plan for goal agreement.
+  goalAcceptance: 'http://hl7.org/fhir/StructureDefinition/goal-acceptance',
+  pertainsToGoal: 'http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal',
+  /** This project's extension for shared decisions: schemas/StructureDefinition-shared-decision.json */
+  sharedDecision: `${CANONICAL_BASE}/StructureDefinition/shared-decision`,
+} as const;
+
+/** LOINC codes of the US Core 6.1.0 preference Observation profiles. */
+export const PREFERENCE_CODE = {
+  'care-experience': { system: SYSTEM.loinc, code: '95541-9', display: 'Care experience preference' },
+  'treatment-intervention': {
+    system: SYSTEM.loinc,
+    code: '75773-2',
+    display: 'Goals, preferences, and priorities for medical treatment [Reported]',
+  },
+} as const;
+
+/** PCO Goal Barrier Observation code (Person-Centered Outcomes 1.0.0). */
+export const BARRIER_CODE = {
+  system: SYSTEM.snomed,
+  code: '811791000000103',
+  display: 'Barrier to goal',
+} as const;
+
+/** PCO "what matters" category on the what-matters assessment Observation. */
+export const WHAT_MATTERS_CATEGORY = {
+  system: SYSTEM.pcoPersonalHealthInventory,
+  code: 'what-matters',
+  display: 'What Matters Most',
+} as const;
+
+export const STRENGTH_CODE = {
+  system: SYSTEM.sdohTemporaryCodes,
+  code: 'protective-factor',
+  display: 'Protective factor',
+} as const;
+
+export type CareTeamRole = NonNullable<CareTeamMember['role']>;
+
+/** Plain-language labels, used in narratives and as CodeableConcept.text. */
+export const ROLE_LABEL: Record<CareTeamRole, string> = {
+  patient: 'Patient',
+  caregiver: 'Caregiver',
+  'family-member': 'Family member',
+  friend: 'Friend',
+  physician: 'Physician',
+  nurse: 'Nurse',
+  therapist: 'Therapist',
+  pharmacist: 'Pharmacist',
+  'social-worker': 'Social worker',
+  'care-coordinator': 'Care coordinator',
+  administrative: 'Administrative staff',
+  other: 'Other',
+};
+
+/**
+ * SNOMED CT codes for the roles that have one. The patient (116154003) and caregiver (133932002) codes are
+ * the ones MCC eCare Plan and US Core slice on; roles without a well-established code carry only this
+ * project's code.
+ */
+export const ROLE_SNOMED: Partial<Record<CareTeamRole, { code: string; display: string }>> = {
+  patient: { code: '116154003', display: 'Patient' },
+  caregiver: { code: '133932002', display: 'Caregiver' },
+  'family-member': { code: '303071001', display: 'Person in the family' },
+  friend: { code: '113163005', display: 'Friend' },
+  physician: { code: '309343006', display: 'Physician' },
+  nurse: { code: '106292003', display: 'Professional nurse' },
+  pharmacist: { code: '46255001', display: 'Pharmacist' },
+  'social-worker': { code: '106328005', display: 'Social worker' },
+  administrative: { code: '224608005', display: 'Administrative healthcare staff' },
+};
+
+export const BARRIER_LABEL = {
+  transportation: 'Transportation',
+  cost: 'Cost',
+  'health-literacy': 'Health literacy',
+  language: 'Language',
+  housing: 'Housing',
+  food: 'Food',
+  'caregiver-support': 'Caregiver support',
+  time: 'Time',
+  other: 'Other',
+} as const;
+
+export const GOAL_PRIORITY_DISPLAY = {
+  'high-priority': 'High Priority',
+  'medium-priority': 'Medium Priority',
+  'low-priority': 'Low Priority',
+} as const;
+
+export const ACHIEVEMENT_DISPLAY = {
+  'in-progress': 'In Progress',
+  improving: 'Improving',
+  worsening: 'Worsening',
+  'no-change': 'No Change',
+  achieved: 'Achieved',
+  sustaining: 'Sustaining',
+  'not-achieved': 'Not Achieved',
+  'no-progress': 'No Progress',
+  'not-attainable': 'Not Attainable',
+} as const;
+
+/** Server-managed elements that never belong in a carried remainder. */
+export const OWN_IDENTIFIER_SYSTEMS: readonly string[] = [
+  SYSTEM.idempotencyKey,
+  SYSTEM.idempotencyRequest,
+  SYSTEM.goalKey,
+];

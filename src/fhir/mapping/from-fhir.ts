@@ -1,0 +1,832 @@
+// FHIR R4 -> plan. Pure: no I/O. What the model has a field for goes into that field; everything else is
+// carried in `unmappedFhir` so that FHIR -> plan -> FHIR keeps every element.
+import type {
+  Bundle,
+  CarePlan,
+  CarePlanActivity,
+  CareTeam as FhirCareTeam,
+  CodeableConcept as FhirCodeableConcept,
+  Condition,
+  Extension,
+  Goal as FhirGoal,
+  Observation,
+  Reference as FhirReference,
+  Resource,
+} from 'fhir/r4.js';
+import type {
+  Activity,
+  Barrier,
+  CareTeam,
+  CareTeamMember,
+  CodeableConcept,
+  Goal,
+  GoalAgreement,
+  GoalTarget,
+  Preference,
+  Reference,
+  SharedCarePlan,
+  SharedDecision,
+  Strength,
+  WhatMatters,
+} from '../../care-plan/care-plan.js';
+import { type Json, type JsonObject, compact, isPlainObject, jsonEqual } from './carry.js';
+import {
+  ACHIEVEMENT_DISPLAY,
+  BARRIER_CODE,
+  BARRIER_LABEL,
+  EXTENSION,
+  GOAL_PRIORITY_DISPLAY,
+  OWN_IDENTIFIER_SYSTEMS,
+  PREFERENCE_CODE,
+  PROFILE,
+  ROLE_LABEL,
+  STRENGTH_CODE,
+  SYSTEM,
+  WHAT_MATTERS_CATEGORY,
+} from './codes.js';
+import { carePlanNarrative } from './narrative.js';
+import {
+  ASSESS_PLAN_CATEGORY,
+  GOAL_ACHIEVEMENT,
+  GOAL_PRIORITY,
+  careTeamRoleConcept,
+  decisionExtension,
+} from './to-fhir.js';
+
+/** A CarePlan and a way to find the resources it references. */
+export interface FhirPlanSource {
+  carePlan: CarePlan;
+  /** Finds a referenced resource: contained (#id), in the same Bundle, or read from the server. */
+  resolve(reference: string): Resource | undefined;
+}
+
+export class PlanSourceError extends Error {
+  constructor(
+    message: string,
+    readonly carePlans: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** The CarePlan to map from a CarePlan (with contained resources) or a Bundle holding one or more. */
+export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPlanSource {
+  if (input.resourceType === 'CarePlan') {
+    const carePlan = input as CarePlan;
+    if (carePlanId && carePlan.id !== carePlanId) {
+      throw new PlanSourceError(`the CarePlan's id is not "${carePlanId}"`);
+    }
+    return { carePlan, resolve: containedResolver(carePlan, () => undefined) };
+  }
+  if (input.resourceType !== 'Bundle') {
+    throw new PlanSourceError(`expected a CarePlan or a Bundle, got ${input.resourceType}`);
+  }
+  const bundle = input as Bundle;
+  const index = new Map<string, Resource>();
+  const carePlans: { key: string; carePlan: CarePlan; fullUrl?: string }[] = [];
+  for (const entry of bundle.entry ?? []) {
+    const resource = entry.resource;
+    if (!resource) continue;
+    if (entry.fullUrl) index.set(entry.fullUrl, resource);
+    if (resource.id) index.set(`${resource.resourceType}/${resource.id}`, resource);
+    if (resource.resourceType === 'CarePlan') {
+      carePlans.push({ key: resource.id ?? entry.fullUrl ?? '', carePlan: resource as CarePlan, fullUrl: entry.fullUrl });
+    }
+  }
+  const names = carePlans.map((c) => c.key);
+  const chosen = carePlanId
+    ? carePlans.filter((c) => c.carePlan.id === carePlanId || c.fullUrl === carePlanId)
+    : carePlans;
+  if (chosen.length === 0) {
+    throw new PlanSourceError(
+      carePlanId ? `the Bundle holds no CarePlan "${carePlanId}"` : 'the Bundle holds no CarePlan',
+      names,
+    );
+  }
+  if (chosen.length > 1) {
+    throw new PlanSourceError(
+      'the Bundle holds several CarePlans: name the one wanted with ?carePlan=<id>',
+      names,
+    );
+  }
+  const carePlan = chosen[0].carePlan;
+  const fromBundle = (reference: string): Resource | undefined => {
+    const direct = index.get(reference);
+    if (direct) return direct;
+    const relative = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/.*)?$/.exec(reference);
+    return relative ? index.get(relative[1]) : undefined;
+  };
+  return { carePlan, resolve: containedResolver(carePlan, fromBundle) };
+}
+
+function containedResolver(carePlan: CarePlan, next: (reference: string) => Resource | undefined) {
+  return (reference: string): Resource | undefined => {
+    if (reference.startsWith('#')) return carePlan.contained?.find((r) => r.id === reference.slice(1));
+    return next(reference);
+  };
+}
+
+// ---------- small helpers over JSON ----------
+
+type Obj = Record<string, unknown>;
+const clone = <T>(value: T): T => structuredClone(value);
+const text = (value: unknown): string | undefined =>
+  typeof value === 'string' && /\S/.test(value) ? value : undefined;
+
+/** Removes `key` from `rest` when it equals `expected`; reports whether it did. */
+function takeIfEqual(rest: Obj, key: string, expected: unknown): boolean {
+  if (rest[key] !== undefined && jsonEqual(rest[key], expected)) {
+    delete rest[key];
+    return true;
+  }
+  return false;
+}
+
+const REFERENCE_PATTERN =
+  /^(#[A-Za-z0-9\-.]{1,64}|[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?|https?:\/\/\S+|urn:(uuid|oid):\S+)$/;
+
+/** Splits a FHIR Reference into what the model holds and the rest. */
+function splitReference(value: unknown): { model?: Reference; rest?: JsonObject } {
+  if (!isPlainObject(value)) return {};
+  const rest: Obj = { ...value };
+  const model: Reference = {};
+  if (typeof rest.reference === 'string' && REFERENCE_PATTERN.test(rest.reference)) {
+    model.reference = rest.reference;
+    delete rest.reference;
+  }
+  if (text(rest.type) && /^\S+$/.test(rest.type as string)) {
+    model.type = rest.type as string;
+    delete rest.type;
+  }
+  if (text(rest.display)) {
+    model.display = rest.display as string;
+    delete rest.display;
+  }
+  return {
+    model: Object.keys(model).length ? model : undefined,
+    rest: Object.keys(rest).length ? (rest as JsonObject) : undefined,
+  };
+}
+
+/** A reference the model can hold completely, or undefined. */
+function wholeReference(value: unknown): Reference | undefined {
+  const { model, rest } = splitReference(value);
+  return model && !rest ? model : undefined;
+}
+
+/** An array of references the model can hold completely, or undefined. */
+function wholeReferences(value: unknown): Reference[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const refs = value.map(wholeReference);
+  return refs.every((r): r is Reference => r !== undefined) ? refs : undefined;
+}
+
+const CODING_KEYS = new Set(['system', 'version', 'code', 'display', 'userSelected']);
+function wholeCodeableConcept(value: unknown): CodeableConcept | undefined {
+  if (!isPlainObject(value)) return undefined;
+  if (!Object.keys(value).every((k) => k === 'coding' || k === 'text')) return undefined;
+  if (value.text !== undefined && !text(value.text)) return undefined;
+  if (value.coding !== undefined) {
+    if (!Array.isArray(value.coding) || value.coding.length === 0) return undefined;
+    const codingOk = value.coding.every(
+      (c) =>
+        isPlainObject(c) &&
+        Object.keys(c).length > 0 &&
+        Object.entries(c).every(([k, v]) => CODING_KEYS.has(k) && (typeof v === 'boolean' || text(v))),
+    );
+    if (!codingOk) return undefined;
+  }
+  return clone(value) as CodeableConcept;
+}
+
+const PERIOD_KEYS = new Set(['start', 'end']);
+function wholePeriod(value: unknown): { start?: string; end?: string } | undefined {
+  if (!isPlainObject(value) || !Object.keys(value).length) return undefined;
+  return Object.entries(value).every(([k, v]) => PERIOD_KEYS.has(k) && typeof v === 'string')
+    ? (clone(value) as { start?: string; end?: string })
+    : undefined;
+}
+
+const QUANTITY_KEYS = new Set(['value', 'comparator', 'unit', 'system', 'code']);
+function wholeQuantity(value: unknown): Obj | undefined {
+  if (!isPlainObject(value) || !Object.keys(value).length) return undefined;
+  return Object.keys(value).every((k) => QUANTITY_KEYS.has(k)) ? clone(value) : undefined;
+}
+
+/** Moves the subject out of `rest` when it is the plan's patient; keeps any difference. */
+function takeSubject(rest: Obj, key: string, patient: Reference) {
+  const { model, rest: extra } = splitReference(rest[key]);
+  if (model && jsonEqual(model, patient)) {
+    if (extra) rest[key] = extra;
+    else delete rest[key];
+  }
+}
+
+/** Strips what the server manages and the claims the mapping adds back itself. */
+function takeMeta(rest: Obj, ownProfile: string | undefined) {
+  if (!isPlainObject(rest.meta)) return;
+  const meta: Obj = { ...rest.meta };
+  delete meta.versionId;
+  delete meta.lastUpdated;
+  if (Array.isArray(meta.profile)) {
+    const profiles = meta.profile.filter((p) => p !== ownProfile);
+    if (profiles.length) meta.profile = profiles;
+    else delete meta.profile;
+  }
+  if (Object.keys(meta).length) rest.meta = meta as JsonObject;
+  else delete rest.meta;
+}
+
+/** Removes this project's own identifiers; returns the goal key if there is one. */
+function takeIdentifiers(rest: Obj): string | undefined {
+  if (!Array.isArray(rest.identifier)) return undefined;
+  let key: string | undefined;
+  const others = rest.identifier.filter((identifier: { system?: string; value?: string }) => {
+    if (!OWN_IDENTIFIER_SYSTEMS.includes(identifier.system ?? '')) return true;
+    if (identifier.system === SYSTEM.goalKey && Object.keys(identifier).length === 2) key = identifier.value;
+    return identifier.system !== SYSTEM.goalKey || Object.keys(identifier).length !== 2;
+  });
+  if (others.length) rest.identifier = others;
+  else delete rest.identifier;
+  return key;
+}
+
+/** Takes the extensions `parse` understands (exactly); leaves the others. */
+function takeExtensions<T>(rest: Obj, url: string, parse: (extension: Extension) => T | undefined): T[] {
+  if (!Array.isArray(rest.extension)) return [];
+  const taken: T[] = [];
+  const others = (rest.extension as Extension[]).filter((extension) => {
+    if (extension.url !== url) return true;
+    const parsed = parse(extension);
+    if (parsed === undefined) return true;
+    taken.push(parsed);
+    return false;
+  });
+  if (others.length) rest.extension = others;
+  else delete rest.extension;
+  return taken;
+}
+
+function finish(rest: Obj, consumed: string[]): JsonObject | undefined {
+  for (const key of consumed) delete rest[key];
+  return Object.keys(rest).length ? (rest as JsonObject) : undefined;
+}
+
+// ---------- the mapping ----------
+
+export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
+  const carePlan = source.carePlan;
+  const rest: Obj = clone(carePlan) as unknown as Obj;
+  const patientSplit = splitReference(carePlan.subject);
+  const patient: Reference = patientSplit.model ?? {};
+  if (patientSplit.rest) rest.subject = patientSplit.rest;
+  else delete rest.subject;
+
+  const containedUsed = new Set<string>();
+  const resolveOwn = (reference: string | undefined): Resource | undefined => {
+    if (!reference) return undefined;
+    const resource = source.resolve(reference);
+    if (resource && reference.startsWith('#')) containedUsed.add(reference.slice(1));
+    return resource;
+  };
+  const idOf = (reference: string, resource: Resource): string | undefined =>
+    reference.startsWith('#') ? reference : resource.id;
+
+  // Goals first: the other parts link to them.
+  const goals: Goal[] = [];
+  const goalLinkByReference = new Map<string, string>();
+  const carriedGoalRefs: FhirReference[] = [];
+  for (const ref of carePlan.goal ?? []) {
+    const resource = resolveOwn(wholeReference(ref)?.reference);
+    if (resource?.resourceType !== 'Goal') {
+      carriedGoalRefs.push(ref);
+      continue;
+    }
+    const goal = goalFromFhir(resource as FhirGoal, idOf(ref.reference as string, resource), patient);
+    goals.push(goal);
+    const link = goal.key ?? goal.id;
+    if (link) {
+      goalLinkByReference.set(ref.reference as string, link);
+      if (resource.id) goalLinkByReference.set(`Goal/${resource.id}`, link);
+    }
+  }
+  // Links to goals: only when every one resolves to a goal of this plan.
+  const goalLinks = (refs: unknown): string[] | undefined => {
+    const whole = wholeReferences(refs);
+    if (!whole) return undefined;
+    const links = whole.map((r) => (r.reference ? goalLinkByReference.get(r.reference) : undefined));
+    return links.every((l): l is string => l !== undefined) ? links : undefined;
+  };
+
+  const plan: SharedCarePlan = {
+    patient,
+    status: carePlan.status,
+    intent: carePlan.intent as SharedCarePlan['intent'],
+  };
+  if (carePlan.id) plan.id = carePlan.id;
+  if (carePlan.meta?.versionId) plan.version = carePlan.meta.versionId;
+  if (carePlan.meta?.lastUpdated) plan.lastUpdated = carePlan.meta.lastUpdated;
+  takeMeta(rest, PROFILE.carePlan);
+  takeIdentifiers(rest);
+  if (text(carePlan.title)) plan.title = carePlan.title;
+  if (text(carePlan.description)) plan.description = carePlan.description;
+  const period = wholePeriod(carePlan.period);
+  if (period) plan.period = period;
+  if (typeof carePlan.created === 'string') plan.created = carePlan.created;
+  const author = wholeReference(carePlan.author);
+  if (author) plan.author = author;
+  const contributors = wholeReferences(carePlan.contributor);
+  if (contributors) plan.contributors = contributors;
+
+  // category: the assess-plan category the mapping adds itself is not carried.
+  if (Array.isArray(rest.category)) {
+    const index = rest.category.findIndex((c) => jsonEqual(c, ASSESS_PLAN_CATEGORY));
+    if (index >= 0) rest.category.splice(index, 1);
+    if (!rest.category.length) delete rest.category;
+  }
+
+  if (goals.length) plan.goals = goals;
+  if (carriedGoalRefs.length) rest.goal = carriedGoalRefs;
+  else delete rest.goal;
+
+  // Care team: the first CareTeam found; other references are carried.
+  const careTeamRefs: FhirReference[] = [];
+  for (const ref of carePlan.careTeam ?? []) {
+    const resource = plan.careTeam ? undefined : resolveOwn(wholeReference(ref)?.reference);
+    if (resource?.resourceType === 'CareTeam') {
+      plan.careTeam = careTeamFromFhir(
+        resource as FhirCareTeam,
+        idOf(ref.reference as string, resource),
+        patient,
+      );
+    } else careTeamRefs.push(ref);
+  }
+  if (careTeamRefs.length) rest.careTeam = careTeamRefs;
+  else delete rest.careTeam;
+
+  // Supporting information: what matters, preferences, barriers, strengths.
+  const supportingRefs: FhirReference[] = [];
+  const preferences: Preference[] = [];
+  const barriers: Barrier[] = [];
+  const strengths: Strength[] = [];
+  for (const ref of carePlan.supportingInfo ?? []) {
+    const reference = wholeReference(ref)?.reference;
+    const resource = reference ? source.resolve(reference) : undefined;
+    const id = resource && reference ? idOf(reference, resource) : undefined;
+    let mapped = false;
+    if (resource?.resourceType === 'Observation') {
+      const observation = resource as Observation;
+      const whatMatters = plan.whatMatters ? undefined : whatMattersFromFhir(observation, id, patient);
+      const preference = whatMatters ? undefined : preferenceFromFhir(observation, id, patient);
+      const barrier =
+        whatMatters || preference ? undefined : barrierFromFhir(observation, id, patient, goalLinks);
+      if (whatMatters) plan.whatMatters = whatMatters;
+      if (preference) preferences.push(preference);
+      if (barrier) barriers.push(barrier);
+      mapped = !!(whatMatters || preference || barrier);
+    } else if (resource?.resourceType === 'Condition') {
+      const strength = strengthFromFhir(resource as Condition, id, patient, goalLinks);
+      if (strength) strengths.push(strength);
+      mapped = !!strength;
+    }
+    if (mapped && reference?.startsWith('#')) containedUsed.add(reference.slice(1));
+    if (!mapped) supportingRefs.push(ref);
+  }
+  if (preferences.length) plan.preferences = preferences;
+  if (strengths.length) plan.strengths = strengths;
+  if (barriers.length) plan.barriers = barriers;
+  if (supportingRefs.length) rest.supportingInfo = supportingRefs;
+  else delete rest.supportingInfo;
+
+  // Activities.
+  if (carePlan.activity?.length) {
+    plan.activities = carePlan.activity.map((activity) => activityFromFhir(activity, goalLinks));
+  }
+
+  // Shared decisions.
+  const decisions = takeExtensions(rest, EXTENSION.sharedDecision, decisionFromExtension);
+  if (decisions.length) plan.decisions = decisions;
+
+  // Contained resources the model took are rebuilt by the mapping; the others are carried.
+  if (Array.isArray(rest.contained)) {
+    const others = (rest.contained as Resource[]).filter((r) => !r.id || !containedUsed.has(r.id));
+    if (others.length) rest.contained = others;
+    else delete rest.contained;
+  }
+
+  // The narrative: ours (exactly what the mapping generates) is regenerated; anyone else's is carried.
+  const unmapped = finish(rest, [
+    'resourceType',
+    'id',
+    'status',
+    'intent',
+    ...(plan.title ? ['title'] : []),
+    ...(plan.description ? ['description'] : []),
+    ...(plan.period ? ['period'] : []),
+    ...(plan.created ? ['created'] : []),
+    ...(plan.author ? ['author'] : []),
+    ...(plan.contributors ? ['contributor'] : []),
+    'activity',
+  ]);
+  if (unmapped) plan.unmappedFhir = unmapped;
+  const narrative = carePlan.text;
+  if (
+    narrative?.status === 'generated' &&
+    narrative.div === carePlanNarrative(plan) &&
+    Object.keys(narrative).length === 2
+  ) {
+    delete plan.unmappedFhir?.text;
+    if (plan.unmappedFhir && !Object.keys(plan.unmappedFhir).length) delete plan.unmappedFhir;
+  }
+  return plan;
+}
+
+function goalFromFhir(resource: FhirGoal, id: string | undefined, patient: Reference): Goal {
+  const rest: Obj = clone(resource) as unknown as Obj;
+  takeMeta(rest, PROFILE.goal);
+  const key = takeIdentifiers(rest);
+  const description: Goal['description'] = {};
+  const descriptionRest: Obj = isPlainObject(resource.description) ? { ...resource.description } : {};
+  if (text(descriptionRest.text)) {
+    description.text = descriptionRest.text as string;
+    delete descriptionRest.text;
+  }
+  const codingConcept = wholeCodeableConcept({ coding: descriptionRest.coding });
+  if (codingConcept?.coding) {
+    description.coding = codingConcept.coding;
+    delete descriptionRest.coding;
+  }
+  if (Object.keys(descriptionRest).length) rest.description = descriptionRest as JsonObject;
+  else delete rest.description;
+  const goal: Goal = { description, lifecycleStatus: resource.lifecycleStatus };
+  if (id) goal.id = id;
+  if (key) goal.key = key;
+  const expressedBy = wholeReference(resource.expressedBy);
+  if (expressedBy) {
+    goal.expressedBy = expressedBy;
+    delete rest.expressedBy;
+  }
+  const achievement = resource.achievementStatus?.coding?.[0]?.code as Goal['achievementStatus'];
+  if (
+    achievement &&
+    achievement in ACHIEVEMENT_DISPLAY &&
+    takeIfEqual(rest, 'achievementStatus', GOAL_ACHIEVEMENT(achievement))
+  ) {
+    goal.achievementStatus = achievement;
+  }
+  const priority = resource.priority?.coding?.[0]?.code as Goal['priority'];
+  if (
+    priority &&
+    priority in GOAL_PRIORITY_DISPLAY &&
+    takeIfEqual(rest, 'priority', GOAL_PRIORITY(priority))
+  ) {
+    goal.priority = priority;
+  }
+  if (typeof resource.startDate === 'string') {
+    goal.startDate = resource.startDate;
+    delete rest.startDate;
+  }
+  const targets = resource.target?.map(targetFromFhir);
+  if (targets?.every((t): t is GoalTarget => t !== undefined)) {
+    goal.targets = targets;
+    delete rest.target;
+  }
+  const agreements = takeExtensions(rest, EXTENSION.goalAcceptance, agreementFromExtension);
+  if (agreements.length) goal.agreements = agreements;
+  takeSubject(rest, 'subject', patient);
+  const unmapped = finish(rest, ['resourceType', 'id', 'lifecycleStatus']);
+  if (unmapped) goal.unmappedFhir = unmapped;
+  return goal;
+}
+
+function targetFromFhir(target: NonNullable<FhirGoal['target']>[number]): GoalTarget | undefined {
+  const model: GoalTarget = {};
+  for (const [key, value] of Object.entries(target)) {
+    if (key === 'measure') {
+      const measure = wholeCodeableConcept(value);
+      if (!measure) return undefined;
+      model.measure = measure;
+    } else if (key === 'detailQuantity') {
+      const quantity = wholeQuantity(value);
+      if (!quantity) return undefined;
+      model.quantity = quantity;
+    } else if (key === 'detailRange') {
+      if (!isPlainObject(value) || !Object.keys(value).every((k) => k === 'low' || k === 'high'))
+        return undefined;
+      const low = value.low === undefined ? undefined : wholeQuantity(value.low);
+      const high = value.high === undefined ? undefined : wholeQuantity(value.high);
+      if ((value.low !== undefined && !low) || (value.high !== undefined && !high)) return undefined;
+      model.range = compact({ low, high });
+    } else if (key === 'detailString' && text(value)) model.text = value as string;
+    else if (key === 'dueDate' && typeof value === 'string') model.dueDate = value;
+    else return undefined;
+  }
+  return Object.keys(model).length ? model : undefined;
+}
+
+function agreementFromExtension(extension: Extension): GoalAgreement | undefined {
+  const parts = extension.extension ?? [];
+  const who = wholeReference(parts.find((p) => p.url === 'individual')?.valueReference);
+  const status = parts.find((p) => p.url === 'status')?.valueCode;
+  const priority = wholeCodeableConcept(parts.find((p) => p.url === 'priority')?.valueCodeableConcept);
+  if (!who || (status !== 'agree' && status !== 'disagree' && status !== 'pending')) return undefined;
+  const agreement: GoalAgreement = priority ? { who, status, priority } : { who, status };
+  const rebuilt = {
+    url: EXTENSION.goalAcceptance,
+    extension: [
+      { url: 'individual', valueReference: who },
+      { url: 'status', valueCode: status },
+      ...(priority ? [{ url: 'priority', valueCodeableConcept: priority }] : []),
+    ],
+  };
+  return jsonEqual(rebuilt, extension) ? agreement : undefined;
+}
+
+function decisionFromExtension(extension: Extension): SharedDecision | undefined {
+  const parts = extension.extension ?? [];
+  const strings = (url: string, from = parts) =>
+    from
+      .filter((p) => p.url === url)
+      .map((p) => p.valueString)
+      .filter((v): v is string => !!text(v));
+  const question = strings('question')[0];
+  const options = parts
+    .filter((p) => p.url === 'option')
+    .map((p) => {
+      const sub = p.extension ?? [];
+      return compact({
+        title: strings('title', sub)[0],
+        pros: strings('pro', sub),
+        cons: strings('con', sub),
+      });
+    });
+  if (!question || !options.length || options.some((o) => !o.title)) return undefined;
+  const decision: SharedDecision = compact({
+    question,
+    options: options as SharedDecision['options'],
+    chosenOption: strings('chosenOption')[0],
+    rationale: strings('rationale')[0],
+    participants: wholeReferences(parts.filter((p) => p.url === 'participant').map((p) => p.valueReference)),
+    decidedOn: parts.find((p) => p.url === 'decidedOn')?.valueDateTime,
+  });
+  return jsonEqual(decisionExtension(decision), extension) ? decision : undefined;
+}
+
+function careTeamFromFhir(resource: FhirCareTeam, id: string | undefined, patient: Reference): CareTeam {
+  const rest: Obj = clone(resource) as unknown as Obj;
+  takeMeta(rest, PROFILE.careTeam);
+  takeIdentifiers(rest);
+  const members: CareTeamMember[] = [];
+  const carriedParticipants: Json[] = [];
+  for (const participant of resource.participant ?? []) {
+    const memberSplit = splitReference(participant.member);
+    if (!memberSplit.model) {
+      carriedParticipants.push(participant as unknown as Json);
+      continue;
+    }
+    const participantRest: Obj = clone(participant) as unknown as Obj;
+    const member: CareTeamMember = { member: memberSplit.model };
+    if (memberSplit.rest) participantRest.member = memberSplit.rest;
+    else delete participantRest.member;
+    const role = roleFromFhir(participant.role);
+    if (role) {
+      Object.assign(member, role);
+      delete participantRest.role;
+    }
+    if (Object.keys(participantRest).length) member.unmappedFhir = participantRest as JsonObject;
+    members.push(member);
+  }
+  if (carriedParticipants.length) rest.participant = carriedParticipants;
+  else delete rest.participant;
+  const careTeam: CareTeam = { members };
+  if (id) careTeam.id = id;
+  if (text(resource.name)) {
+    careTeam.name = resource.name;
+    delete rest.name;
+  }
+  if (resource.status) {
+    careTeam.status = resource.status;
+    delete rest.status;
+  }
+  takeSubject(rest, 'subject', patient);
+  const unmapped = finish(rest, ['resourceType', 'id']);
+  if (unmapped) careTeam.unmappedFhir = unmapped;
+  return careTeam;
+}
+
+/** A role the model can hold exactly (one CodeableConcept as the mapping builds it), or undefined. */
+function roleFromFhir(
+  roles: FhirCodeableConcept[] | undefined,
+): Pick<CareTeamMember, 'role' | 'roleText'> | undefined {
+  if (roles?.length !== 1) return undefined;
+  const code = roles[0].coding?.find((c) => c.system === SYSTEM.careTeamRole)?.code;
+  if (!code || !(code in ROLE_LABEL)) return undefined;
+  const candidate = compact({ role: code as CareTeamMember['role'], roleText: text(roles[0].text) });
+  return jsonEqual(careTeamRoleConcept(candidate), roles[0]) ? candidate : undefined;
+}
+
+/** Common part of the Observations and Conditions the plan maps: status, subject, meta, identifiers. */
+function supportingRest(resource: Resource, patient: Reference, profile?: string): Obj {
+  const rest: Obj = clone(resource) as unknown as Obj;
+  takeMeta(rest, profile);
+  takeIdentifiers(rest);
+  takeSubject(rest, 'subject', patient);
+  return rest;
+}
+
+function takePerformer(rest: Obj): Reference | undefined {
+  if (!Array.isArray(rest.performer) || rest.performer.length !== 1) return undefined;
+  const performer = wholeReference(rest.performer[0]);
+  if (performer) delete rest.performer;
+  return performer;
+}
+
+function whatMattersFromFhir(
+  observation: Observation,
+  id: string | undefined,
+  patient: Reference,
+): WhatMatters | undefined {
+  const code = {
+    coding: [{ system: SYSTEM.whatMattersComponent, code: 'what-matters', display: 'What matters to me' }],
+  };
+  if (!jsonEqual(observation.code, code) || !text(observation.valueString) || observation.status !== 'final')
+    return undefined;
+  const rest = supportingRest(observation, patient);
+  if (!takeIfEqual(rest, 'category', [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }])) return undefined;
+  const valueCode = {
+    coding: [{ system: SYSTEM.whatMattersComponent, code: 'value', display: 'Personal value' }],
+  };
+  const values: string[] = [];
+  if (Array.isArray(rest.component)) {
+    const others = (observation.component ?? []).filter((c) => {
+      if (Object.keys(c).length === 2 && jsonEqual(c.code, valueCode) && text(c.valueString)) {
+        values.push(c.valueString as string);
+        return false;
+      }
+      return true;
+    });
+    if (others.length) rest.component = others as unknown as Json;
+    else delete rest.component;
+  }
+  const whatMatters: WhatMatters = { statement: observation.valueString as string };
+  if (id) whatMatters.id = id;
+  if (values.length) whatMatters.values = values;
+  if (typeof observation.effectiveDateTime === 'string')
+    whatMatters.recordedOn = observation.effectiveDateTime;
+  const performer = takePerformer(rest);
+  if (performer) whatMatters.expressedBy = performer;
+  const unmapped = finish(rest, ['resourceType', 'id', 'status', 'code', 'valueString', 'effectiveDateTime']);
+  if (unmapped) whatMatters.unmappedFhir = unmapped;
+  return whatMatters;
+}
+
+function preferenceFromFhir(
+  observation: Observation,
+  id: string | undefined,
+  patient: Reference,
+): Preference | undefined {
+  const kind = (Object.keys(PREFERENCE_CODE) as Preference['kind'][]).find((k) =>
+    jsonEqual(observation.code, { coding: [PREFERENCE_CODE[k]] }),
+  );
+  if (!kind || !text(observation.valueString) || observation.status !== 'final') return undefined;
+  const rest = supportingRest(
+    observation,
+    patient,
+    kind === 'care-experience' ? PROFILE.careExperiencePreference : PROFILE.treatmentInterventionPreference,
+  );
+  const preference: Preference = { kind, statement: observation.valueString as string };
+  if (id) preference.id = id;
+  if (typeof observation.effectiveDateTime === 'string')
+    preference.recordedOn = observation.effectiveDateTime;
+  const performer = takePerformer(rest);
+  if (performer) preference.expressedBy = performer;
+  const unmapped = finish(rest, ['resourceType', 'id', 'status', 'code', 'valueString', 'effectiveDateTime']);
+  if (unmapped) preference.unmappedFhir = unmapped;
+  return preference;
+}
+
+function barrierFromFhir(
+  observation: Observation,
+  id: string | undefined,
+  patient: Reference,
+  goalLinks: (refs: unknown) => string[] | undefined,
+): Barrier | undefined {
+  if (!jsonEqual(observation.code, { coding: [{ ...BARRIER_CODE }] }) || observation.status !== 'final')
+    return undefined;
+  const rest = supportingRest(observation, patient);
+  let barrier: Barrier | undefined;
+  if (text(observation.valueString)) {
+    barrier = { statement: observation.valueString as string };
+    delete rest.valueString;
+  } else if (observation.valueCodeableConcept) {
+    const concept = observation.valueCodeableConcept;
+    const category = concept.coding?.[0]?.code as Barrier['category'];
+    const expected = category && {
+      coding: [{ system: SYSTEM.barrierCategory, code: category, display: BARRIER_LABEL[category] }],
+      text: concept.text,
+    };
+    if (!category || !text(concept.text) || !jsonEqual(expected, concept)) return undefined;
+    barrier = { statement: concept.text as string, category };
+    delete rest.valueCodeableConcept;
+  } else return undefined;
+  if (id) barrier.id = id;
+  const goals = goalLinks(observation.focus);
+  if (goals) {
+    barrier.goals = goals;
+    delete rest.focus;
+  }
+  const unmapped = finish(rest, ['resourceType', 'id', 'status', 'code']);
+  if (unmapped) barrier.unmappedFhir = unmapped;
+  return barrier;
+}
+
+function strengthFromFhir(
+  condition: Condition,
+  id: string | undefined,
+  patient: Reference,
+  goalLinks: (refs: unknown) => string[] | undefined,
+): Strength | undefined {
+  const statement = text(condition.code?.text);
+  if (!statement || !jsonEqual(condition.code, { coding: [{ ...STRENGTH_CODE }], text: statement }))
+    return undefined;
+  const rest = supportingRest(condition, patient);
+  const clinical = { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] };
+  const category = [
+    {
+      coding: [{ system: SYSTEM.usCoreConditionCategory, code: 'health-concern', display: 'Health Concern' }],
+    },
+  ];
+  if (!takeIfEqual(rest, 'clinicalStatus', clinical) || !takeIfEqual(rest, 'category', category))
+    return undefined;
+  const strength: Strength = { statement };
+  if (id) strength.id = id;
+  const goalExtensions = (condition.extension ?? []).filter((e) => e.url === EXTENSION.pertainsToGoal);
+  const goals = goalLinks(goalExtensions.map((e) => e.valueReference));
+  if (goals?.length && goalExtensions.every((e) => Object.keys(e).length === 2)) {
+    strength.goals = goals;
+    const others = (condition.extension ?? []).filter((e) => e.url !== EXTENSION.pertainsToGoal);
+    if (others.length) rest.extension = others as unknown as Json;
+    else delete rest.extension;
+  }
+  const unmapped = finish(rest, ['resourceType', 'id', 'code']);
+  if (unmapped) strength.unmappedFhir = unmapped;
+  return strength;
+}
+
+function activityFromFhir(
+  activity: CarePlanActivity,
+  goalLinks: (refs: unknown) => string[] | undefined,
+): Activity {
+  const rest: Obj = clone(activity) as unknown as Obj;
+  const model: Activity = {};
+  if (typeof activity.id === 'string' && /^[A-Za-z0-9\-.]{1,64}$/.test(activity.id)) {
+    model.id = activity.id;
+    delete rest.id;
+  }
+  if (activity.reference) {
+    const split = splitReference(activity.reference);
+    if (split.model) {
+      model.reference = split.model;
+      if (split.rest) rest.reference = split.rest;
+      else delete rest.reference;
+    }
+  }
+  const detail = activity.detail;
+  if (detail && !model.reference) {
+    const detailRest: Obj = clone(detail) as unknown as Obj;
+    model.status = detail.status;
+    delete detailRest.status;
+    const code = wholeCodeableConcept(detail.code);
+    if (code) {
+      model.code = code;
+      delete detailRest.code;
+    }
+    const scheduled = wholePeriod(detail.scheduledPeriod);
+    if (scheduled) {
+      model.scheduled = scheduled;
+      delete detailRest.scheduledPeriod;
+    }
+    if (text(detail.scheduledString)) {
+      model.scheduledText = detail.scheduledString;
+      delete detailRest.scheduledString;
+    }
+    const performers = wholeReferences(detail.performer);
+    if (performers) {
+      model.performers = performers;
+      delete detailRest.performer;
+    }
+    if (text(detail.description)) {
+      model.description = detail.description;
+      delete detailRest.description;
+    }
+    const goals = goalLinks(detail.goal);
+    if (goals) {
+      model.goals = goals;
+      delete detailRest.goal;
+    }
+    if (Object.keys(detailRest).length) rest.detail = detailRest as JsonObject;
+    else delete rest.detail;
+  }
+  if (Object.keys(rest).length) model.unmappedFhir = rest as JsonObject;
+  return model;
+}
