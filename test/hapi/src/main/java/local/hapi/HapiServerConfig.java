@@ -13,6 +13,7 @@ import ca.uhn.fhir.jpa.config.util.HapiEntityManagerFactoryUtil;
 import ca.uhn.fhir.jpa.model.config.PartitionSettings;
 import ca.uhn.fhir.jpa.model.config.SubscriptionSettings;
 import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
+import ca.uhn.fhir.jpa.subscription.channel.config.SubscriptionChannelConfig;
 import jakarta.persistence.EntityManagerFactory;
 import org.apache.commons.dbcp2.BasicDataSource;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
@@ -36,7 +37,8 @@ import java.util.Properties;
 	HapiJpaConfig.class,
 	JpaBatch2Config.class,
 	Batch2JobsConfig.class,
-	ThreadPoolFactoryConfig.class
+	ThreadPoolFactoryConfig.class,
+	SubscriptionChannelConfig.class
 })
 public class HapiServerConfig {
 
