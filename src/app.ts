@@ -1,0 +1,109 @@
+// buildApp(config): the Fastify application with its plugins and routes. server.ts runs it; tests build it too.
+import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import { CarePlanService } from './care-plan/care-plan-service.js';
+import { FHIR_FORMATS } from './care-plan/formats.js';
+import { FhirGateway } from './fhir/gateway.js';
+import { warmUpValidators } from './fhir/validation/index.js';
+import docs from './plugins/docs.js';
+import errors from './plugins/errors.js';
+import { carePlanSchemas } from './plugins/schemas.js';
+import carePlanRoutes from './routes/care-plans.js';
+import healthRoutes from './routes/health.js';
+import operationRoutes from './routes/operations.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: AppConfig;
+    carePlans: CarePlanService;
+    fhir: FhirGateway;
+  }
+}
+
+/** The configuration the app runs with: a FHIR server is always known by now (embedded or external). */
+export type AppConfig = Config & { fhirBaseUrl: string };
+
+/** Query strings and plan ids in paths can carry patient identifiers: logs get the path shape only. */
+function redactUrl(url: string): string {
+  const [path, query] = url.split('?');
+  if (!query) return path;
+  const names = query.split('&').map((pair) => `${pair.split('=')[0]}=[redacted]`);
+  return `${path}?${names.join('&')}`;
+}
+
+export function loggerOptions(config: Pick<Config, 'logLevel' | 'logFormat'>): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.authorization', '*.token'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+    ...(config.logFormat === 'pretty'
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : {}),
+  };
+}
+
+function bodyValidator(): Ajv {
+  // Bodies: no coercion, unknown properties rejected (never stripped), every error reported.
+  const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, removeAdditional: false, useDefaults: false });
+  for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
+  for (const schema of carePlanSchemas) ajv.addSchema(schema);
+  return ajv;
+}
+
+function parameterValidator(): Ajv {
+  const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', removeAdditional: false, useDefaults: true });
+  for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
+  return ajv;
+}
+
+export async function buildApp(config: AppConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+  });
+  // Validators of the FHIR R4 schema: loaded before the app is ready, never on the request path.
+  warmUpValidators();
+
+  const bodies = bodyValidator();
+  const parameters = parameterValidator();
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? bodies.compile(schema) : parameters.compile(schema),
+  );
+  // Replies are plans and FHIR resources with open-ended parts (unmappedFhir): serialise them as they are.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(['application/fhir+json'], { parseAs: 'string' }, jsonParser);
+
+  app.decorate('config', config);
+  const gateway = new FhirGateway({
+    baseUrl: config.fhirBaseUrl,
+    timeoutMs: config.fhirTimeoutMs,
+    maxRetries: config.fhirMaxRetries,
+    authorization: config.fhirBearerToken ? async () => `Bearer ${config.fhirBearerToken}` : undefined,
+  });
+  app.decorate('fhir', gateway);
+  app.decorate('carePlans', new CarePlanService(gateway));
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await app.register(errors);
+  for (const schema of carePlanSchemas) app.addSchema(schema);
+  await app.register(docs);
+  await app.register(healthRoutes);
+  await app.register(carePlanRoutes);
+  await app.register(operationRoutes);
+  return app;
+}

@@ -1,0 +1,82 @@
+// The one place errors leave the service: everything becomes an application/problem+json answer.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiProblem, type ProblemError } from '../errors.js';
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+function validationErrors(errors: AjvError[], part: string | undefined): ProblemError[] {
+  const where = part === 'querystring' ? 'query' : part === 'params' ? 'path' : part === 'headers' ? 'header' : 'body';
+  const seen = new Set<string>();
+  const result: ProblemError[] = [];
+  for (const error of errors) {
+    let pointer = error.instancePath;
+    let detail = error.message ?? 'is invalid';
+    if (error.keyword === 'additionalProperties') {
+      pointer = `${pointer}/${String(error.params.additionalProperty).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      detail = 'is not a property this schema knows (unknown properties are rejected, never dropped)';
+    } else if (error.keyword === 'required') {
+      pointer = `${pointer}/${String(error.params.missingProperty)}`;
+      detail = 'is required';
+    } else if (error.keyword === 'enum') {
+      detail = `must be one of: ${(error.params.allowedValues as unknown[]).join(', ')}`;
+    } else if (error.keyword === 'format') {
+      detail = `must be a valid ${String(error.params.format)} (FHIR format, a real calendar date; a time needs a time zone)`;
+    }
+    const key = `${pointer} ${detail}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    result.push({ pointer, detail, in: where });
+  }
+  return result.slice(0, 100);
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: ApiProblem): FastifyReply {
+  for (const [name, value] of Object.entries(problem.extra.headers ?? {})) reply.header(name, value);
+  return reply
+    .code(problem.status)
+    .type('application/problem+json')
+    .send(problem.toProblem(request.url.split('?')[0]));
+}
+
+function toApiProblem(error: FastifyError & { validationContext?: string }): ApiProblem {
+  if (error instanceof ApiProblem) return error;
+  if (error.validation) {
+    return new ApiProblem('validation', `the ${error.validationContext ?? 'request'} does not match the schema`, {
+      errors: validationErrors(error.validation as unknown as AjvError[], error.validationContext),
+    });
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiProblem('payload-too-large', error.message);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiProblem('unsupported-media-type', 'send application/json or application/fhir+json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiProblem('bad-request', 'the request body is empty');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiProblem('bad-request', `the request body is not valid JSON: ${error.message}`);
+  }
+  if (error.statusCode === 429) return new ApiProblem('too-many-requests', error.message);
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    // Fastify's own client errors: bad JSON, prototype poisoning, bad headers...
+    return new ApiProblem('bad-request', error.message);
+  }
+  return new ApiProblem('internal', 'an unexpected error occurred; it has been logged');
+}
+
+export default fp(async function errors(app: FastifyInstance) {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const problem = toApiProblem(error);
+    if (problem.status >= 500) request.log.error({ err: error, problem: problem.problemType }, 'request failed');
+    else request.log.info({ problem: problem.problemType, status: problem.status }, 'request refused');
+    return sendProblem(reply, request, problem);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, request, new ApiProblem('not-found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+  );
+});

@@ -1,0 +1,26 @@
+import type { FastifyInstance } from 'fastify';
+
+export default async function healthRoutes(app: FastifyInstance) {
+  app.get(
+    '/health/live',
+    { schema: { tags: ['health'], summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } },
+    async () => ({ status: 'live' }),
+  );
+  app.get(
+    '/health/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Ready to serve: the FHIR server answers',
+        response: {
+          200: { type: 'object', properties: { status: { type: 'string' } } },
+          503: { type: 'object', properties: { status: { type: 'string' }, detail: { type: 'string' } } },
+        },
+      },
+    },
+    async (_request, reply) => {
+      if (await app.fhir.ping()) return { status: 'ready' };
+      return reply.code(503).send({ status: 'not-ready', detail: 'the FHIR server does not answer' });
+    },
+  );
+}

@@ -1,0 +1,45 @@
+// $to-fhir and $from-fhir: the mapping, both ways, without touching the FHIR server.
+import type { FastifyInstance } from 'fastify';
+import type { SharedCarePlan } from '../care-plan/care-plan.js';
+import { problems } from './responses.js';
+
+export default async function operationRoutes(app: FastifyInstance) {
+  app.post<{ Body: SharedCarePlan }>(
+    '/care-plans/$to-fhir',
+    {
+      schema: {
+        tags: ['mapping'],
+        summary: 'Map a plan to its FHIR R4 transaction Bundle (nothing is pushed)',
+        body: { $ref: 'SharedCarePlan#' },
+        response: {
+          200: { description: 'The transaction Bundle', content: { 'application/fhir+json': { schema: { $ref: 'FhirResource#' } } } },
+          ...problems(400, 413, 415, 422, 500),
+        },
+      },
+    },
+    async (request, reply) => reply.type('application/fhir+json').send(app.carePlans.toFhir(request.body)),
+  );
+
+  app.post<{ Body: unknown; Querystring: { carePlan?: string } }>(
+    '/care-plans/$from-fhir',
+    {
+      schema: {
+        tags: ['mapping'],
+        summary: 'Map FHIR (a CarePlan with contained resources, or a Bundle) to a plan (nothing is pushed)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            carePlan: { type: 'string', maxLength: 1000, description: 'Which CarePlan of a Bundle holding several (id or fullUrl).' },
+          },
+        },
+        body: { $ref: 'FhirResource#' },
+        response: {
+          200: { description: 'The plan', content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } } },
+          ...problems(400, 413, 415, 422),
+        },
+      },
+    },
+    async (request) => app.carePlans.fromFhir(request.body, request.query.carePlan),
+  );
+}
