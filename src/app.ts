@@ -1,10 +1,10 @@
 // buildApp(config): the Fastify application with its plugins and routes. server.ts runs it; tests build it too.
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config } from './config.js';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { CarePlanService } from './care-plan/care-plan-service.js';
 import { FHIR_FORMATS } from './care-plan/formats.js';
+import type { Config } from './config.js';
 import { FhirGateway } from './fhir/gateway.js';
 import { warmUpValidators } from './fhir/validation/index.js';
 import docs from './plugins/docs.js';
@@ -33,37 +33,68 @@ function redactUrl(url: string): string {
   return `${path}?${names.join('&')}`;
 }
 
-export function loggerOptions(config: Pick<Config, 'logLevel' | 'logFormat'>): FastifyServerOptions['logger'] {
+export function loggerOptions(
+  config: Pick<Config, 'logLevel' | 'logFormat'>,
+): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.authorization', '*.token'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', '*.authorization', '*.token'],
+      censor: '[redacted]',
+    },
     serializers: {
-      req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }),
+      req: (req: { method: string; url: string; id: string }) => ({
+        method: req.method,
+        url: redactUrl(req.url),
+        id: req.id,
+      }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
     ...(config.logFormat === 'pretty'
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      ? {
+          transport: {
+            target: 'pino-pretty',
+            options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+          },
+        }
       : {}),
   };
 }
 
 function bodyValidator(): Ajv {
   // Bodies: no coercion, unknown properties rejected (never stripped), every error reported.
-  const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, removeAdditional: false, useDefaults: false });
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    coerceTypes: false,
+    removeAdditional: false,
+    useDefaults: false,
+  });
   for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
   for (const schema of carePlanSchemas) ajv.addSchema(schema);
   return ajv;
 }
 
 function parameterValidator(): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', removeAdditional: false, useDefaults: true });
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    coerceTypes: 'array',
+    removeAdditional: false,
+    useDefaults: true,
+  });
   for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
   return ajv;
 }
 
-export async function buildApp(config: AppConfig, options: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance> {
+export interface BuildOptions {
+  /** A pino logger to use instead of one built from the configuration (tests, server.ts). */
+  logger?: FastifyBaseLogger;
+}
+
+export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config),
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -82,6 +113,8 @@ export async function buildApp(config: AppConfig, options: { logger?: FastifySer
   // Replies are plans and FHIR resources with open-ended parts (unmappedFhir): serialise them as they are.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
+  // Only JSON bodies: text/plain is refused with 415 rather than validated as a string.
+  app.removeContentTypeParser('text/plain');
   const jsonParser = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser(['application/fhir+json'], { parseAs: 'string' }, jsonParser);
 

@@ -61,11 +61,17 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('FHIR_AUTH=bearer needs FHIR_BEARER_TOKEN');
   }
   const host = env.HOST || '127.0.0.1';
-  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host)) throw new ConfigError(`HOST is not a host name or address (got "${host}")`);
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host))
+    throw new ConfigError(`HOST is not a host name or address (got "${host}")`);
   return {
     host,
     port: integer(env, 'PORT', 3000, 0, 65535),
-    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    logLevel: oneOf(
+      env,
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+      'info',
+    ),
     logFormat: oneOf(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
     fhirBaseUrl: url(env, 'FHIR_BASE_URL'),
     fhirTimeoutMs: integer(env, 'FHIR_TIMEOUT_MS', 10_000, 100, 300_000),

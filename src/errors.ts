@@ -35,7 +35,7 @@ export const PROBLEM_TYPES = {
   'precondition-failed': { status: 412, title: 'The plan has changed since it was read' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
-  'unprocessable': { status: 422, title: 'The request is well-formed but cannot be processed' },
+  unprocessable: { status: 422, title: 'The request is well-formed but cannot be processed' },
   'invalid-fhir': { status: 422, title: 'The FHIR input is not valid FHIR R4' },
   'fhir-rejected': { status: 422, title: 'The FHIR server rejected the plan' },
   'idempotency-key-reused': { status: 422, title: 'The Idempotency-Key was used with a different request' },

@@ -20,8 +20,14 @@ async function main() {
   const logger = pino(loggerOptions(config) as LoggerOptions);
   const embedded = config.fhirBaseUrl
     ? undefined
-    : await startEmbeddedFhirServer({ port: config.embeddedFhirPort, logger: logger.child({ component: 'embedded-fhir' }) });
-  const app = await buildApp({ ...config, fhirBaseUrl: config.fhirBaseUrl ?? (embedded?.baseUrl as string) }, { logger: undefined });
+    : await startEmbeddedFhirServer({
+        port: config.embeddedFhirPort,
+        logger: logger.child({ component: 'embedded-fhir' }),
+      });
+  const app = await buildApp(
+    { ...config, fhirBaseUrl: config.fhirBaseUrl ?? (embedded?.baseUrl as string) },
+    { logger },
+  );
   app.addHook('onClose', async () => {
     await embedded?.close();
   });
@@ -31,7 +37,10 @@ async function main() {
     await app.close();
   });
   await app.listen({ host: config.host, port: config.port });
-  app.log.info({ fhirServer: embedded ? 'embedded' : 'external' }, `shared-care-plans ready; API docs at /docs`);
+  app.log.info(
+    { fhirServer: embedded ? 'embedded' : 'external' },
+    `shared-care-plans ready; API docs at /docs`,
+  );
 }
 
 main().catch((error) => {

@@ -4,10 +4,19 @@ import type { Bundle, BundleEntry, CarePlan, Identifier, Resource } from 'fhir/r
 import { ApiProblem } from '../errors.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
 import { SYSTEM } from '../fhir/mapping/codes.js';
-import { type FhirPlanSource, PlanSourceError, planFromFhir, planSourceFromFhir } from '../fhir/mapping/from-fhir.js';
+import {
+  type FhirPlanSource,
+  PlanSourceError,
+  planFromFhir,
+  planSourceFromFhir,
+} from '../fhir/mapping/from-fhir.js';
 import { planToTransaction, type ToFhirOptions } from '../fhir/mapping/to-fhir.js';
-import { type FhirValidationIssue, validateFhirBundle, validateFhirResource } from '../fhir/validation/index.js';
-import { type SharedCarePlan, checkPlanRules } from './care-plan.js';
+import {
+  type FhirValidationIssue,
+  validateFhirBundle,
+  validateFhirResource,
+} from '../fhir/validation/index.js';
+import { checkPlanRules, type SharedCarePlan } from './care-plan.js';
 
 export interface StoredPlan {
   plan: SharedCarePlan;
@@ -52,9 +61,17 @@ export function problemFromFhirError(error: unknown): unknown {
   switch (error.kind) {
     case 'not-found':
     case 'gone':
-      return new ApiProblem('not-found', 'the care plan (or a part of it) does not exist on the FHIR server', extra);
+      return new ApiProblem(
+        'not-found',
+        'the care plan (or a part of it) does not exist on the FHIR server',
+        extra,
+      );
     case 'precondition-failed':
-      return new ApiProblem('precondition-failed', 'the plan was changed by someone else; read it again', extra);
+      return new ApiProblem(
+        'precondition-failed',
+        'the plan was changed by someone else; read it again',
+        extra,
+      );
     case 'conflict':
       return new ApiProblem('conflict', 'the FHIR server reported a conflict; retry', {
         ...extra,
@@ -132,14 +149,20 @@ export class CarePlanService {
     const isBundle = (input as Resource)?.resourceType === 'Bundle';
     const issues = isBundle ? validateFhirBundle(input, 'inbound') : validateFhirResource(input, 'inbound');
     if (issues.length) {
-      throw new ApiProblem('invalid-fhir', 'the input is not valid FHIR R4', { errors: issuesToErrors(issues) });
+      throw new ApiProblem('invalid-fhir', 'the input is not valid FHIR R4', {
+        errors: issuesToErrors(issues),
+      });
     }
     let source: FhirPlanSource;
     try {
       source = planSourceFromFhir(input as Resource, carePlanId);
     } catch (error) {
       if (error instanceof PlanSourceError) {
-        throw new ApiProblem('unprocessable', error.message, error.carePlans.length ? { choices: error.carePlans } : {});
+        throw new ApiProblem(
+          'unprocessable',
+          error.message,
+          error.carePlans.length ? { choices: error.carePlans } : {},
+        );
       }
       throw error;
     }
@@ -164,7 +187,11 @@ export class CarePlanService {
         const stored = this.planFromTransaction(bundle, response);
         // 200 instead of 201: a concurrent request with the same key created the plan first.
         const createdNow = response.entry?.[0]?.response?.status?.startsWith('201') ?? true;
-        if (!createdNow) return { ...(await this.replay(stored.resources[0] as CarePlan, requestHash, context)), replayed: true };
+        if (!createdNow)
+          return {
+            ...(await this.replay(stored.resources[0] as CarePlan, requestHash, context)),
+            replayed: true,
+          };
         return { ...stored, replayed: false };
       } catch (error) {
         // A server that makes concurrent conditional creates unique by a constraint answers 409 to the loser.
@@ -180,13 +207,20 @@ export class CarePlanService {
       .catch((error) => {
         throw problemFromFhirError(error);
       });
-    return found.entry?.find((e) => e.resource?.resourceType === 'CarePlan')?.resource as CarePlan | undefined;
+    return found.entry?.find((e) => e.resource?.resourceType === 'CarePlan')?.resource as
+      | CarePlan
+      | undefined;
   }
 
   private async replay(carePlan: CarePlan, requestHash: string, context: CallContext): Promise<StoredPlan> {
-    const original = carePlan.identifier?.find((i: Identifier) => i.system === SYSTEM.idempotencyRequest)?.value;
+    const original = carePlan.identifier?.find(
+      (i: Identifier) => i.system === SYSTEM.idempotencyRequest,
+    )?.value;
     if (original !== requestHash) {
-      throw new ApiProblem('idempotency-key-reused', 'this Idempotency-Key was already used with a different request body');
+      throw new ApiProblem(
+        'idempotency-key-reused',
+        'this Idempotency-Key was already used with a different request body',
+      );
     }
     return this.read(carePlan.id as string, context);
   }

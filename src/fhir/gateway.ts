@@ -1,20 +1,21 @@
 // The single door to the FHIR server: every call has a timeout, safe calls are retried with backoff and
 // jitter (honouring Retry-After), a circuit breaker turns a dead server into fast 503s, the request id is
 // passed on, and credentials only ever go to the configured base URL (paging links are never followed).
-import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
+
 import {
   BrokenCircuitError,
   ConsecutiveBreaker,
-  DelegateBackoff,
-  type IPolicy,
-  TaskCancelledError,
   circuitBreaker,
+  DelegateBackoff,
   handleWhen,
+  type IPolicy,
   retry,
-  timeout,
+  TaskCancelledError,
   TimeoutStrategy,
+  timeout,
   wrap,
 } from 'cockatiel';
+import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
 import { Client, RESPONSE_KEY } from 'fhir-kit-client';
 
 export interface FhirGatewayOptions {
@@ -91,7 +92,8 @@ function isRetryable(error: unknown): boolean {
 
 /** Network failures, timeouts and 5xx count against the breaker; a 4xx means the server is alive. */
 function isServerFailure(error: unknown): boolean {
-  if (error instanceof FhirServerError) return error.status === undefined || error.status >= 500 || error.status === 429;
+  if (error instanceof FhirServerError)
+    return error.status === undefined || error.status >= 500 || error.status === 429;
   return true;
 }
 
@@ -153,16 +155,29 @@ export class FhirGateway {
     } catch (error) {
       if (error instanceof FhirServerError) throw error;
       if (error instanceof BrokenCircuitError) {
-        throw new FhirServerError('unavailable', 'the FHIR server is failing; calls are paused', undefined, undefined, 5);
+        throw new FhirServerError(
+          'unavailable',
+          'the FHIR server is failing; calls are paused',
+          undefined,
+          undefined,
+          5,
+        );
       }
       if (error instanceof TaskCancelledError) {
-        throw new FhirServerError('timeout', `the FHIR server did not answer within ${this.options.timeoutMs} ms`);
+        throw new FhirServerError(
+          'timeout',
+          `the FHIR server did not answer within ${this.options.timeoutMs} ms`,
+        );
       }
       throw toFhirServerError(error);
     }
   }
 
-  async read<T extends Resource>(resourceType: string, id: string, context: CallContext): Promise<VersionedResource<T>> {
+  async read<T extends Resource>(
+    resourceType: string,
+    id: string,
+    context: CallContext,
+  ): Promise<VersionedResource<T>> {
     const { body, headers } = await this.call(true, context, (options) =>
       this.client.read({ resourceType, id, options }),
     );
@@ -170,7 +185,12 @@ export class FhirGateway {
     return { resource, version: resource.meta?.versionId ?? etagVersion(headers?.get('etag')) };
   }
 
-  async vread<T extends Resource>(resourceType: string, id: string, version: string, context: CallContext): Promise<T> {
+  async vread<T extends Resource>(
+    resourceType: string,
+    id: string,
+    version: string,
+    context: CallContext,
+  ): Promise<T> {
     const { body } = await this.call(true, context, (options) =>
       this.client.vread({ resourceType, id, version, options }),
     );
@@ -192,7 +212,8 @@ export class FhirGateway {
     );
     const response = body as unknown as Bundle;
     (response.entry ?? []).forEach((entry, index) => {
-      if (entry.resource && entry.response?.status?.startsWith('200')) found.set(unique[index], entry.resource);
+      if (entry.resource && entry.response?.status?.startsWith('200'))
+        found.set(unique[index], entry.resource);
     });
     return found;
   }
@@ -211,7 +232,11 @@ export class FhirGateway {
     return body as unknown as Bundle;
   }
 
-  async search(resourceType: string, searchParams: Record<string, string>, context: CallContext): Promise<Bundle> {
+  async search(
+    resourceType: string,
+    searchParams: Record<string, string>,
+    context: CallContext,
+  ): Promise<Bundle> {
     const { body } = await this.call(true, context, (options) =>
       this.client.search({ resourceType, searchParams, options }),
     );
@@ -236,13 +261,18 @@ export class FhirGateway {
   }
 }
 
-function toFhirServerError(error: unknown, signal?: AbortSignal): FhirServerError | TaskCancelledError | unknown {
+function toFhirServerError(
+  error: unknown,
+  signal?: AbortSignal,
+): FhirServerError | TaskCancelledError | unknown {
   if (error instanceof FhirServerError || error instanceof TaskCancelledError) return error;
-  const response = (error as { response?: { status?: number; data?: unknown }; config?: { headers?: Headers } })
-    ?.response;
+  const response = (
+    error as { response?: { status?: number; data?: unknown }; config?: { headers?: Headers } }
+  )?.response;
   if (response?.status) {
     const data = response.data as OperationOutcome | undefined;
-    const outcome = data && typeof data === 'object' && data.resourceType === 'OperationOutcome' ? data : undefined;
+    const outcome =
+      data && typeof data === 'object' && data.resourceType === 'OperationOutcome' ? data : undefined;
     const headers = (error as { config?: { headers?: Headers } }).config?.headers;
     return new FhirServerError(
       classify(response.status),
@@ -253,5 +283,8 @@ function toFhirServerError(error: unknown, signal?: AbortSignal): FhirServerErro
     );
   }
   if (signal?.aborted) return new TaskCancelledError('timed out');
-  return new FhirServerError('unavailable', `the FHIR server could not be reached (${(error as Error)?.message})`);
+  return new FhirServerError(
+    'unavailable',
+    `the FHIR server could not be reached (${(error as Error)?.message})`,
+  );
 }

@@ -5,7 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { examplePlan } from './schemas.js';
 
-type OpenApi = { paths?: Record<string, Record<string, { requestBody?: { content?: Record<string, Record<string, unknown>> } }>> };
+type OpenApi = {
+  paths?: Record<
+    string,
+    Record<string, { requestBody?: { content?: Record<string, Record<string, unknown>> } }>
+  >;
+};
 
 /** Request examples that work as they are in Swagger UI's "Try it out"; the first is the richest. */
 function addExamples(document: OpenApi): OpenApi {
@@ -46,10 +51,15 @@ export default fp(async function docs(app: FastifyInstance) {
       ],
     },
     refResolver: {
-      buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `schema-${index}`),
+      buildLocalReference: (json, _baseUri, _fragment, index) =>
+        typeof json.$id === 'string' ? json.$id : `schema-${index}`,
     },
-    transformObject: (documentObject) => addExamples((documentObject as { openapiObject: OpenApi }).openapiObject) as never,
+    transformObject: (documentObject) =>
+      addExamples((documentObject as { openapiObject: OpenApi }).openapiObject) as never,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { docExpansion: 'list', deepLinking: true },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 });

@@ -11,7 +11,8 @@ interface AjvError {
 }
 
 function validationErrors(errors: AjvError[], part: string | undefined): ProblemError[] {
-  const where = part === 'querystring' ? 'query' : part === 'params' ? 'path' : part === 'headers' ? 'header' : 'body';
+  const where =
+    part === 'querystring' ? 'query' : part === 'params' ? 'path' : part === 'headers' ? 'header' : 'body';
   const seen = new Set<string>();
   const result: ProblemError[] = [];
   for (const error of errors) {
@@ -47,9 +48,13 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, proble
 function toApiProblem(error: FastifyError & { validationContext?: string }): ApiProblem {
   if (error instanceof ApiProblem) return error;
   if (error.validation) {
-    return new ApiProblem('validation', `the ${error.validationContext ?? 'request'} does not match the schema`, {
-      errors: validationErrors(error.validation as unknown as AjvError[], error.validationContext),
-    });
+    return new ApiProblem(
+      'validation',
+      `the ${error.validationContext ?? 'request'} does not match the schema`,
+      {
+        errors: validationErrors(error.validation as unknown as AjvError[], error.validationContext),
+      },
+    );
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -72,11 +77,16 @@ function toApiProblem(error: FastifyError & { validationContext?: string }): Api
 export default fp(async function errors(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const problem = toApiProblem(error);
-    if (problem.status >= 500) request.log.error({ err: error, problem: problem.problemType }, 'request failed');
+    if (problem.status >= 500)
+      request.log.error({ err: error, problem: problem.problemType }, 'request failed');
     else request.log.info({ problem: problem.problemType, status: problem.status }, 'request refused');
     return sendProblem(reply, request, problem);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, request, new ApiProblem('not-found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(
+      reply,
+      request,
+      new ApiProblem('not-found', `no route for ${request.method} ${request.url.split('?')[0]}`),
+    ),
   );
 });

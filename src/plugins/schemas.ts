@@ -21,9 +21,16 @@ function rewriteRefs(value: unknown): unknown {
 }
 
 const source = JSON.parse(readFileSync(fromRoot('schemas', 'care-plan.schema.json'), 'utf8')) as Schema;
-export const examplePlan = JSON.parse(readFileSync(fromRoot('schemas', 'examples', 'patient-led-plan.json'), 'utf8'));
+export const examplePlan = JSON.parse(
+  readFileSync(fromRoot('schemas', 'examples', 'patient-led-plan.json'), 'utf8'),
+);
 
-const { definitions, $schema: _s, $id: _id, ...root } = source as Schema & { definitions: Record<string, Schema> };
+const {
+  definitions,
+  $schema: _s,
+  $id: _id,
+  ...root
+} = source as Schema & { definitions: Record<string, Schema> };
 
 const problemSchema: Schema = {
   $id: 'Problem',
@@ -31,7 +38,11 @@ const problemSchema: Schema = {
   description: 'An RFC 9457 problem: every error answer of this API.',
   required: ['type', 'title', 'status', 'detail'],
   properties: {
-    type: { type: 'string', description: 'Stable problem type URI.', examples: ['https://shared-care-plans.org/problems/validation'] },
+    type: {
+      type: 'string',
+      description: 'Stable problem type URI.',
+      examples: ['https://shared-care-plans.org/problems/validation'],
+    },
     title: { type: 'string' },
     status: { type: 'integer' },
     detail: { type: 'string' },
@@ -49,7 +60,10 @@ const problemSchema: Schema = {
         },
       },
     },
-    operationOutcome: { type: 'object', description: 'The FHIR server\'s OperationOutcome, when it refused something.' },
+    operationOutcome: {
+      type: 'object',
+      description: "The FHIR server's OperationOutcome, when it refused something.",
+    },
     choices: { type: 'array', items: { type: 'string' } },
   },
 };
@@ -57,7 +71,8 @@ const problemSchema: Schema = {
 const fhirResourceSchema: Schema = {
   $id: 'FhirResource',
   type: 'object',
-  description: 'A FHIR R4 resource (application/fhir+json), validated against the official FHIR R4 JSON schema.',
+  description:
+    'A FHIR R4 resource (application/fhir+json), validated against the official FHIR R4 JSON schema.',
   required: ['resourceType'],
   properties: { resourceType: { type: 'string' } },
 };

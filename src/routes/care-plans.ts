@@ -1,7 +1,7 @@
 // /care-plans: thin routes; the work happens in CarePlanService.
 import type { FastifyInstance } from 'fastify';
-import { planResourcesBundle } from '../care-plan/care-plan-service.js';
 import type { SharedCarePlan } from '../care-plan/care-plan.js';
+import { planResourcesBundle } from '../care-plan/care-plan-service.js';
 import { planIdParams, problems } from './responses.js';
 
 const etagHeader = { ETag: { schema: { type: 'string' }, description: 'The plan version, W/"<version>".' } };
@@ -29,7 +29,8 @@ export default async function carePlanRoutes(app: FastifyInstance) {
               type: 'string',
               minLength: 1,
               maxLength: 200,
-              description: 'Makes retries safe: the same key and body return the same plan; another body gets 422.',
+              description:
+                'Makes retries safe: the same key and body return the same plan; another body gets 422.',
             },
           },
         },

@@ -3,7 +3,13 @@ import type { FastifyInstance } from 'fastify';
 export default async function healthRoutes(app: FastifyInstance) {
   app.get(
     '/health/live',
-    { schema: { tags: ['health'], summary: 'The process is up', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'The process is up',
+        response: { 200: { type: 'object', properties: { status: { type: 'string' } } } },
+      },
+    },
     async () => ({ status: 'live' }),
   );
   app.get(

@@ -12,7 +12,10 @@ export default async function operationRoutes(app: FastifyInstance) {
         summary: 'Map a plan to its FHIR R4 transaction Bundle (nothing is pushed)',
         body: { $ref: 'SharedCarePlan#' },
         response: {
-          200: { description: 'The transaction Bundle', content: { 'application/fhir+json': { schema: { $ref: 'FhirResource#' } } } },
+          200: {
+            description: 'The transaction Bundle',
+            content: { 'application/fhir+json': { schema: { $ref: 'FhirResource#' } } },
+          },
           ...problems(400, 413, 415, 422, 500),
         },
       },
@@ -30,12 +33,19 @@ export default async function operationRoutes(app: FastifyInstance) {
           type: 'object',
           additionalProperties: false,
           properties: {
-            carePlan: { type: 'string', maxLength: 1000, description: 'Which CarePlan of a Bundle holding several (id or fullUrl).' },
+            carePlan: {
+              type: 'string',
+              maxLength: 1000,
+              description: 'Which CarePlan of a Bundle holding several (id or fullUrl).',
+            },
           },
         },
         body: { $ref: 'FhirResource#' },
         response: {
-          200: { description: 'The plan', content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } } },
+          200: {
+            description: 'The plan',
+            content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } },
+          },
           ...problems(400, 413, 415, 422),
         },
       },

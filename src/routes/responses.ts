@@ -12,7 +12,9 @@ export const problemResponses = {
   412: problem('The plan changed since it was read (If-Match is stale); the current ETag is in the answer.'),
   413: problem('The request body is larger than the configured limit.'),
   415: problem('Send application/json or application/fhir+json.'),
-  422: problem('Well-formed, but not processable (the plan parts do not fit together, or the FHIR server rejected it).'),
+  422: problem(
+    'Well-formed, but not processable (the plan parts do not fit together, or the FHIR server rejected it).',
+  ),
   428: problem('If-Match is required.'),
   429: problem('Too many requests; retry after Retry-After.'),
   500: problem('A bug in the service (e.g. it produced invalid FHIR); nothing was sent to the FHIR server.'),
@@ -22,10 +24,17 @@ export const problemResponses = {
 } as const;
 
 type Code = keyof typeof problemResponses;
-export const problems = (...codes: Code[]) => Object.fromEntries(codes.map((code) => [code, problemResponses[code]]));
+export const problems = (...codes: Code[]) =>
+  Object.fromEntries(codes.map((code) => [code, problemResponses[code]]));
 
 export const planIdParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9\\-.]{1,64}$', description: 'The care plan id (the FHIR CarePlan id).' } },
+  properties: {
+    id: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9\\-.]{1,64}$',
+      description: 'The care plan id (the FHIR CarePlan id).',
+    },
+  },
 } as const;

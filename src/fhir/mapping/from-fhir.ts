@@ -4,13 +4,13 @@ import type {
   Bundle,
   CarePlan,
   CarePlanActivity,
-  CareTeam as FhirCareTeam,
-  CodeableConcept as FhirCodeableConcept,
   Condition,
   Extension,
+  CareTeam as FhirCareTeam,
+  CodeableConcept as FhirCodeableConcept,
   Goal as FhirGoal,
-  Observation,
   Reference as FhirReference,
+  Observation,
   Resource,
 } from 'fhir/r4.js';
 import type {
@@ -29,7 +29,7 @@ import type {
   Strength,
   WhatMatters,
 } from '../../care-plan/care-plan.js';
-import { type Json, type JsonObject, compact, isPlainObject, jsonEqual } from './carry.js';
+import { compact, isPlainObject, type Json, type JsonObject, jsonEqual } from './carry.js';
 import {
   ACHIEVEMENT_DISPLAY,
   BARRIER_CODE,
@@ -47,10 +47,10 @@ import {
 import { carePlanNarrative } from './narrative.js';
 import {
   ASSESS_PLAN_CATEGORY,
-  GOAL_ACHIEVEMENT,
-  GOAL_PRIORITY,
   careTeamRoleConcept,
   decisionExtension,
+  GOAL_ACHIEVEMENT,
+  GOAL_PRIORITY,
 } from './to-fhir.js';
 
 /** A CarePlan and a way to find the resources it references. */
@@ -90,7 +90,11 @@ export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPl
     if (entry.fullUrl) index.set(entry.fullUrl, resource);
     if (resource.id) index.set(`${resource.resourceType}/${resource.id}`, resource);
     if (resource.resourceType === 'CarePlan') {
-      carePlans.push({ key: resource.id ?? entry.fullUrl ?? '', carePlan: resource as CarePlan, fullUrl: entry.fullUrl });
+      carePlans.push({
+        key: resource.id ?? entry.fullUrl ?? '',
+        carePlan: resource as CarePlan,
+        fullUrl: entry.fullUrl,
+      });
     }
   }
   const names = carePlans.map((c) => c.key);

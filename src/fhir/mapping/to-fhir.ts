@@ -5,14 +5,14 @@ import type {
   CarePlan,
   CarePlanActivity,
   CareTeam,
-  CodeableConcept as FhirCodeableConcept,
   Condition,
   Extension,
+  CodeableConcept as FhirCodeableConcept,
   Goal as FhirGoal,
   GoalTarget as FhirGoalTarget,
+  Reference as FhirReference,
   Identifier,
   Observation,
-  Reference as FhirReference,
   Resource,
 } from 'fhir/r4.js';
 import type {

@@ -1,0 +1,75 @@
+// Starts the real service for a test: the app (buildApp) over real HTTP against a real FHIR server, the
+// embedded one by default, or the server named by TEST_FHIR_BASE_URL (e.g. HAPI in `npm run test:hapi`).
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Bundle, Resource } from 'fhir/r4.js';
+import { type Logger, pino } from 'pino';
+import { type AppConfig, buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { type EmbeddedFhirServer, startEmbeddedFhirServer } from '../../src/fhir/embedded/server.js';
+import { fromRoot } from '../../src/paths.js';
+
+export interface TestService {
+  app: FastifyInstance;
+  fhirBaseUrl: string;
+  /** Talks straight to the FHIR server, to check what the service really stored. */
+  fhir<T = Resource>(
+    path: string,
+    init?: RequestInit,
+  ): Promise<{ status: number; body: T; headers: Headers }>;
+  close(): Promise<void>;
+}
+
+export const quietLogger = pino({ level: 'silent' });
+
+export async function startTestService(
+  env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
+): Promise<TestService> {
+  const external = process.env.TEST_FHIR_BASE_URL;
+  let embedded: EmbeddedFhirServer | undefined;
+  if (!external) embedded = await startEmbeddedFhirServer({ logger: quietLogger });
+  const fhirBaseUrl = external ?? (embedded as EmbeddedFhirServer).baseUrl;
+  const config: AppConfig = { ...loadConfig({ LOG_LEVEL: 'silent', ...env }), fhirBaseUrl };
+  const app = await buildApp(config, { logger: options.logger ?? quietLogger });
+  await app.ready();
+  return {
+    app,
+    fhirBaseUrl,
+    async fhir<T>(path: string, init?: RequestInit) {
+      const response = await fetch(`${fhirBaseUrl}/${path}`, {
+        ...init,
+        headers: {
+          accept: 'application/fhir+json',
+          'content-type': 'application/fhir+json',
+          ...init?.headers,
+        },
+      });
+      const text = await response.text();
+      return {
+        status: response.status,
+        body: (text ? JSON.parse(text) : undefined) as T,
+        headers: response.headers,
+      };
+    },
+    async close() {
+      await app.close();
+      await embedded?.close();
+    },
+  };
+}
+
+export function examplePlan(): Record<string, unknown> {
+  return JSON.parse(readFileSync(fromRoot('schemas', 'examples', 'patient-led-plan.json'), 'utf8'));
+}
+
+/** Total number of resources of a type for a patient on the FHIR server. */
+export async function countOnServer(service: TestService, resourceType: string, query = ''): Promise<number> {
+  const { body } = await service.fhir<Bundle>(`${resourceType}?_count=1000${query ? `&${query}` : ''}`);
+  return body.total ?? body.entry?.length ?? 0;
+}
+
+/** A patient id unique to one test, so tests on a shared FHIR server never see each other's data. */
+export function uniquePatient(label: string): string {
+  return `Patient/${label}-${Math.random().toString(36).slice(2, 10)}`;
+}
