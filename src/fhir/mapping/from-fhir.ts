@@ -81,7 +81,7 @@ export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPl
   if (input.resourceType !== 'Bundle') {
     throw new PlanSourceError(`expected a CarePlan or a Bundle, got ${input.resourceType}`);
   }
-  const bundle = input as Bundle;
+  const bundle = resolveBundleReferences(input as Bundle);
   const index = new Map<string, Resource>();
   const carePlans: { key: string; carePlan: CarePlan; fullUrl?: string }[] = [];
   for (const entry of bundle.entry ?? []) {
@@ -121,6 +121,36 @@ export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPl
     return relative ? index.get(relative[1]) : undefined;
   };
   return { carePlan, resolve: containedResolver(carePlan, fromBundle) };
+}
+
+/**
+ * A copy of a Bundle in which references to entries by fullUrl (e.g. urn:uuid:...) whose resource has an id
+ * become relative references (Type/id), as a server resolves them; other references stay as they are.
+ */
+export function resolveBundleReferences(bundle: Bundle): Bundle {
+  const byFullUrl = new Map<string, string>();
+  for (const entry of bundle.entry ?? []) {
+    if (entry.fullUrl && entry.resource?.id) {
+      byFullUrl.set(entry.fullUrl, `${entry.resource.resourceType}/${entry.resource.id}`);
+    }
+  }
+  if (byFullUrl.size === 0) return bundle;
+  const rewrite = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(rewrite);
+    if (!isPlainObject(value)) return value;
+    const result: Obj = {};
+    for (const [key, item] of Object.entries(value)) {
+      result[key] =
+        key === 'reference' && typeof item === 'string' && byFullUrl.has(item)
+          ? byFullUrl.get(item)
+          : rewrite(item);
+    }
+    return result;
+  };
+  return {
+    ...bundle,
+    entry: bundle.entry?.map((entry) => ({ ...entry, resource: rewrite(entry.resource) as Resource })),
+  };
 }
 
 function containedResolver(carePlan: CarePlan, next: (reference: string) => Resource | undefined) {

@@ -1,0 +1,330 @@
+// The mapping both ways: FHIR written by others survives FHIR -> plan -> FHIR, plan -> FHIR -> plan is the
+// identity (for the example and for generated plans), edits to an imported plan change the FHIR that comes
+// out, and every emitted resource passes two validators nobody in this project wrote.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateResource } from '@medplum/core';
+import fc from 'fast-check';
+import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
+import t, { type Test } from 'tap';
+import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
+import { CarePlanService } from '../src/care-plan/care-plan-service.js';
+import { loadFhirDefinitions } from '../src/fhir/embedded/definitions.js';
+import type { FhirGateway } from '../src/fhir/gateway.js';
+import { planFromFhir, planSourceFromFhir, resolveBundleReferences } from '../src/fhir/mapping/from-fhir.js';
+import { validateFhirBundle } from '../src/fhir/validation/index.js';
+import { arbitraryPlan } from './helpers/plans.js';
+import { examplePlan } from './helpers/service.js';
+
+const FIXTURES = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'fhir-r4-external');
+loadFhirDefinitions();
+
+let counter = 0;
+// The pure parts of the service; the gateway is never used by toFhir/fromFhir.
+const service = new CarePlanService(
+  undefined as unknown as FhirGateway,
+  () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`,
+);
+
+/** Paths of `expected` that are missing from `actual`. Arrays match as multisets (order is not significant). */
+function missing(expected: unknown, actual: unknown, path = ''): string[] {
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual)) return [path];
+    const pool = [...actual];
+    const lost: string[] = [];
+    expected.forEach((item, index) => {
+      const match = pool.findIndex((candidate) => missing(item, candidate).length === 0);
+      if (match >= 0) pool.splice(match, 1);
+      else lost.push(`${path}/${index}`);
+    });
+    return lost;
+  }
+  if (expected && typeof expected === 'object') {
+    if (!actual || typeof actual !== 'object' || Array.isArray(actual)) return [path];
+    return Object.entries(expected).flatMap(([key, value]) =>
+      missing(value, (actual as Record<string, unknown>)[key], `${path}/${key}`),
+    );
+  }
+  return expected === actual ? [] : [path];
+}
+
+/** What a FHIR server manages itself and therefore never travels with a plan. */
+function withoutServerMeta<T extends Resource>(resource: T): T {
+  const copy = structuredClone(resource);
+  if (copy.meta) {
+    delete copy.meta.versionId;
+    delete copy.meta.lastUpdated;
+    if (!Object.keys(copy.meta).length) delete copy.meta;
+  }
+  return copy;
+}
+
+function emitted(bundle: Bundle): Resource[] {
+  const top = (bundle.entry ?? []).map((e) => e.resource as Resource);
+  const contained = top.flatMap((r) => ((r as CarePlan).contained ?? []) as Resource[]);
+  return [...top, ...contained];
+}
+
+/** Every emitted resource passes AJV with the official R4 schema (+ rules) and Medplum's validator. */
+function assertValid(t: Test, bundle: Bundle, label: string) {
+  const issues = validateFhirBundle(bundle, 'outbound');
+  t.strictSame(issues, [], `${label}: AJV (official FHIR R4 schema) finds no issue`);
+  for (const resource of emitted(bundle)) {
+    const { contained: _c, ...withoutContained } = resource as CarePlan;
+    t.doesNotThrow(
+      () => validateResource(withoutContained as never),
+      `${label}: Medplum validates ${resource.resourceType}`,
+    );
+  }
+}
+
+/** The resources a plan's input holds, keyed by type/id (contained ones too). */
+function inputResources(input: Resource): Resource[] {
+  if (input.resourceType === 'Bundle') {
+    const bundle = resolveBundleReferences(input as Bundle);
+    return (bundle.entry ?? []).map((e) => e.resource as Resource).filter(Boolean);
+  }
+  return [input];
+}
+
+interface Fixture {
+  name: string;
+  input: Resource;
+}
+
+function fixtures(): Fixture[] {
+  const result: Fixture[] = [];
+  for (const folder of readdirSync(FIXTURES)) {
+    if (folder.endsWith('.md')) continue;
+    for (const file of readdirSync(join(FIXTURES, folder))) {
+      const resource = JSON.parse(readFileSync(join(FIXTURES, folder, file), 'utf8')) as Resource;
+      result.push({ name: `${folder}/${file}`, input: wrapStandalone(resource) });
+    }
+  }
+  return result;
+}
+
+/** A Goal, CareTeam or Observation on its own becomes part of a minimal plan, so it goes through the mapping. */
+function wrapStandalone(resource: Resource): Resource {
+  if (resource.resourceType === 'CarePlan' || resource.resourceType === 'Bundle') return resource;
+  const subject = (resource as { subject?: { reference?: string } }).subject ?? {
+    reference: 'Patient/example',
+  };
+  const link = { reference: `${resource.resourceType}/${resource.id}` };
+  const carePlan: CarePlan = {
+    resourceType: 'CarePlan',
+    id: 'wrapper',
+    status: 'active',
+    intent: 'plan',
+    subject: { reference: subject.reference },
+    ...(resource.resourceType === 'Goal' ? { goal: [link] } : {}),
+    ...(resource.resourceType === 'CareTeam' ? { careTeam: [link] } : {}),
+    ...(resource.resourceType === 'Observation' ? { supportingInfo: [link] } : {}),
+  };
+  return {
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [
+      { fullUrl: 'http://example.org/fhir/CarePlan/wrapper', resource: carePlan },
+      { fullUrl: `http://example.org/fhir/${resource.resourceType}/${resource.id}`, resource },
+    ],
+  } as Bundle;
+}
+
+t.test('every external fixture survives FHIR -> plan -> FHIR with every element', async (t) => {
+  const all = fixtures();
+  t.ok(all.length >= 25, `${all.length} fixtures`);
+  let checkedResources = 0;
+  for (const { name, input } of all) {
+    const plan = service.fromFhir(input);
+    const bundle = service.toFhir(plan);
+    assertValid(t, bundle, name);
+    const out = emitted(bundle);
+    const source = planSourceFromFhir(input);
+    const carePlan = source.carePlan;
+    // The CarePlan, and every Goal and CareTeam it references, must come out with all their elements.
+    const expected: Resource[] = [carePlan];
+    for (const ref of [...(carePlan.goal ?? []), ...(carePlan.careTeam ?? [])]) {
+      const resource = ref.reference ? source.resolve(ref.reference) : undefined;
+      if (resource) expected.push(resource);
+    }
+    for (const resource of expected) {
+      const match = out.find((r) => r.resourceType === resource.resourceType && r.id === resource.id);
+      if (!match) {
+        t.fail(`${name}: ${resource.resourceType}/${resource.id} is missing from the output`);
+        continue;
+      }
+      const lost = missing(withoutServerMeta(resource), match);
+      t.strictSame(lost, [], `${name}: ${resource.resourceType}/${resource.id} keeps every element`);
+      checkedResources++;
+    }
+    // And the plan that came out is accepted as it is by the mapping again: FHIR -> plan -> FHIR -> plan.
+    const again = service.fromFhir({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: emitted(bundle)
+        .filter(
+          (r) =>
+            !(carePlan.contained ?? []).some((c) => c.id === r.id && r.resourceType === c.resourceType) ||
+            r === bundle.entry?.[0].resource,
+        )
+        .map((r) => ({ fullUrl: `urn:test:${r.resourceType}/${r.id}`, resource: r })),
+    } as Bundle);
+    t.equal(again.goals?.length ?? 0, plan.goals?.length ?? 0, `${name}: goals survive a second pass`);
+  }
+  t.ok(
+    checkedResources >= 40,
+    `${checkedResources} CarePlans, Goals and CareTeams checked element by element`,
+  );
+  // The inputs themselves must be the untouched fixtures (resolution works on a copy).
+  t.equal(inputResources(all[0].input).length > 0, true);
+});
+
+t.test('plan -> FHIR -> plan is the identity for the rich example', async (t) => {
+  const plan = examplePlan() as unknown as SharedCarePlan;
+  const bundle = service.toFhir(plan);
+  assertValid(t, bundle, 'example');
+  t.equal(bundle.type, 'transaction');
+  t.equal(bundle.entry?.[0].resource?.resourceType, 'CarePlan');
+  const back = service.fromFhir({
+    ...bundle,
+    type: 'collection',
+    entry: bundle.entry?.map(({ fullUrl, resource }) => ({ fullUrl, resource })),
+  });
+  t.strictSame(back, plan);
+});
+
+t.test('plan -> FHIR -> plan is the identity for generated plans, and their FHIR is valid', async (t) => {
+  let runs = 0;
+  fc.assert(
+    fc.property(arbitraryPlan(), (plan) => {
+      runs++;
+      const bundle = service.toFhir(plan);
+      const issues = validateFhirBundle(bundle, 'outbound');
+      if (issues.length) throw new Error(`AJV: ${JSON.stringify(issues)}`);
+      for (const resource of emitted(bundle)) {
+        const { contained: _c, ...rest } = resource as CarePlan;
+        validateResource(rest as never);
+      }
+      const back = service.fromFhir({
+        ...bundle,
+        type: 'collection',
+        entry: bundle.entry?.map(({ fullUrl, resource }) => ({ fullUrl, resource })),
+      });
+      // fast-check builds null-prototype objects: compare as JSON.
+      t.strictSame(JSON.parse(JSON.stringify(back)), JSON.parse(JSON.stringify(plan)));
+      return true;
+    }),
+    { numRuns: 150, seed: 20261126 },
+  );
+  t.equal(runs, 150);
+});
+
+t.test('editing an imported plan changes the FHIR that comes out', async (t) => {
+  const input = JSON.parse(
+    readFileSync(join(FIXTURES, 'hl7-fhir-r4-core', 'careplan-example-f201-renal.json'), 'utf8'),
+  );
+  const plan = service.fromFhir(input);
+  t.equal(plan.goals?.[0].id, '#goal', 'a contained goal keeps its local id');
+  const edited: SharedCarePlan = structuredClone(plan);
+  edited.status = 'active';
+  edited.goals![0].description = { text: "Kidneys working again, in Roel's words" };
+  edited.goals![0].achievementStatus = 'improving';
+  edited.title = 'Renal recovery';
+  const bundle = service.toFhir(edited);
+  const carePlan = bundle.entry?.[0].resource as CarePlan;
+  t.equal(carePlan.status, 'active');
+  t.equal(carePlan.title, 'Renal recovery');
+  const goal = carePlan.contained?.find((r) => r.resourceType === 'Goal') as unknown as {
+    description: { text: string };
+    achievementStatus: { coding: { code: string }[] };
+  };
+  t.equal(goal.description.text, "Kidneys working again, in Roel's words");
+  t.equal(goal.achievementStatus.coding[0].code, 'improving');
+  // What the model does not cover is still there after the edit.
+  t.strictSame(missing({ addresses: input.addresses }, carePlan), []);
+  t.strictSame(missing(input.activity[0].detail.dailyAmount, carePlan.activity?.[0].detail?.dailyAmount), []);
+});
+
+t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
+  const { startTestService } = await import('./helpers/service.js');
+  const app = await startTestService();
+  t.teardown(() => app.close());
+  const fromFhir = (body: unknown, query = '') =>
+    app.app.inject({
+      method: 'POST',
+      url: `/care-plans/$from-fhir${query}`,
+      headers: { 'content-type': 'application/fhir+json' },
+      payload: JSON.stringify(body),
+    });
+  const synthea = JSON.parse(
+    readFileSync(join(FIXTURES, 'synthea', 'Lupe_Little_f8a42e66-8c03-4ee6-85e3-3817c2942de1.json'), 'utf8'),
+  );
+  const several = await fromFhir(synthea);
+  const carePlans = synthea.entry.filter(
+    (e: { resource: Resource }) => e.resource.resourceType === 'CarePlan',
+  );
+  if (carePlans.length > 1) {
+    t.equal(several.statusCode, 422, 'a Bundle with several CarePlans needs a choice');
+    t.equal(several.json().choices.length, carePlans.length);
+  }
+  const chosen = await fromFhir(synthea, `?carePlan=${carePlans[0].resource.id}`);
+  t.equal(chosen.statusCode, 200, chosen.body);
+  const plan = chosen.json();
+  t.equal(plan.id, carePlans[0].resource.id);
+  t.match(plan.patient.reference, /^Patient\//, 'bundle-internal urn:uuid references resolve to Type/id');
+
+  // The plan it returns is accepted by $to-fhir and POST /care-plans.
+  const toFhir = await app.app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: plan });
+  t.equal(toFhir.statusCode, 200, toFhir.body);
+  t.equal(toFhir.json().type, 'transaction');
+  const created = await app.app.inject({ method: 'POST', url: '/care-plans', payload: plan });
+  t.equal(created.statusCode, 201, created.body);
+  t.not(created.json().id, plan.id, 'POST creates a new plan; it never overwrites the imported ids');
+
+  // Broken FHIR: always a 4xx problem, never a 5xx.
+  const carePlan = JSON.parse(
+    readFileSync(join(FIXTURES, 'hl7-fhir-r4-core', 'careplan-example.json'), 'utf8'),
+  );
+  const broken: [string, unknown][] = [
+    ['not a resource', { hello: 'world' }],
+    ['unknown resourceType', { resourceType: 'CarePlant' }],
+    ['a Patient', { resourceType: 'Patient', id: 'p' }],
+    ['bad status', { ...carePlan, status: 'bogus' }],
+    ['missing subject', { ...carePlan, subject: undefined }],
+    ['subject as an array', { ...carePlan, subject: [carePlan.subject] }],
+    ['unknown element', { ...carePlan, colour: 'blue' }],
+    ['impossible date', { ...carePlan, created: '2026-02-30' }],
+    ['time without zone', { ...carePlan, created: '2026-01-01T10:00:00' }],
+    [
+      'cpl-3',
+      {
+        ...carePlan,
+        activity: [{ reference: { reference: 'ServiceRequest/x' }, detail: { status: 'scheduled' } }],
+      },
+    ],
+    ['extension without url', { ...carePlan, extension: [{ valueString: 'x' }] }],
+    [
+      'bad contained goal',
+      { ...carePlan, contained: [{ resourceType: 'Goal', id: 'g', lifecycleStatus: 'nope' }] },
+    ],
+    ['empty Bundle', { resourceType: 'Bundle', type: 'collection' }],
+    [
+      'Bundle without CarePlan',
+      {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ resource: { resourceType: 'Patient', id: 'p' } }],
+      },
+    ],
+    ['array', [carePlan]],
+    ['string', 'CarePlan'],
+  ];
+  for (const [name, body] of broken) {
+    const reply = await fromFhir(body);
+    t.ok(reply.statusCode >= 400 && reply.statusCode < 500, `${name}: ${reply.statusCode} is a 4xx`);
+    t.match(reply.headers['content-type'], /problem\+json/, `${name}: a problem`);
+  }
+  const wrongChoice = await fromFhir(carePlan, '?carePlan=other');
+  t.equal(wrongChoice.statusCode, 422);
+});
