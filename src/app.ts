@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { CarePlanService } from './care-plan/care-plan-service.js';
+import { CarePlanService, CarePlanStore } from './care-plan/care-plan-service.js';
 import { FHIR_FORMATS } from './care-plan/formats.js';
 import type { Config } from './config.js';
 import { FhirGateway } from './fhir/gateway.js';
@@ -18,6 +18,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     config: AppConfig;
     carePlans: CarePlanService;
+    carePlanStore: CarePlanStore;
     fhir: FhirGateway;
   }
 }
@@ -126,7 +127,22 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     authorization: config.fhirBearerToken ? async () => `Bearer ${config.fhirBearerToken}` : undefined,
   });
   app.decorate('fhir', gateway);
-  app.decorate('carePlans', new CarePlanService(gateway));
+  const carePlans = new CarePlanService(gateway);
+  app.decorate('carePlans', carePlans);
+  const planSchema = bodies.getSchema('SharedCarePlan#');
+  app.decorate(
+    'carePlanStore',
+    new CarePlanStore(carePlans, gateway, {
+      settleMs: config.changeFeedSettleMs,
+      checkSchema: (plan) =>
+        planSchema?.(plan)
+          ? []
+          : (planSchema?.errors ?? []).map((e) => ({
+              pointer: e.instancePath,
+              detail: e.message ?? 'is invalid',
+            })),
+    }),
+  );
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

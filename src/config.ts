@@ -13,6 +13,8 @@ export interface Config {
   fhirAuth: 'none' | 'bearer';
   fhirBearerToken?: string;
   bodyLimitBytes: number;
+  /** The change feed holds back changes younger than this, so a slow commit is never skipped. */
+  changeFeedSettleMs: number;
   /** Where the embedded FHIR server listens (port 0 = any free port). */
   embeddedFhirPort: number;
 }
@@ -79,6 +81,7 @@ export function loadConfig(env: Env = process.env): Config {
     fhirAuth,
     fhirBearerToken,
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 50 * 1_048_576),
+    changeFeedSettleMs: integer(env, 'CHANGE_FEED_SETTLE_MS', 1000, 0, 600_000),
     embeddedFhirPort: integer(env, 'EMBEDDED_FHIR_PORT', 0, 0, 65535),
   };
 }

@@ -3,7 +3,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, CarePlan, Identifier, Resource } from 'fhir/r4.js';
 import { ApiProblem } from '../errors.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
-import { SYSTEM } from '../fhir/mapping/codes.js';
+import { jsonEqual } from '../fhir/mapping/carry.js';
+import { OWN_IDENTIFIER_SYSTEMS, SYSTEM } from '../fhir/mapping/codes.js';
 import {
   type FhirPlanSource,
   PlanSourceError,
@@ -17,6 +18,7 @@ import {
   validateFhirResource,
 } from '../fhir/validation/index.js';
 import { checkPlanRules, type SharedCarePlan } from './care-plan.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
 
 export interface StoredPlan {
   plan: SharedCarePlan;
@@ -170,9 +172,9 @@ export class CarePlanService {
   }
 
   async create(plan: SharedCarePlan, context: CreateContext): Promise<StoredPlan & { replayed: boolean }> {
-    const fresh = withoutStoredIds(plan);
+    const fresh = withActivityIds(withoutStoredIds(plan), this.newUuid);
     if (!context.idempotencyKey) {
-      const bundle = this.toFhir(fresh);
+      const bundle = this.toFhir(fresh, { revision: this.newUuid() });
       const response = await this.send(bundle, context, false);
       return { ...this.planFromTransaction(bundle, response), replayed: false };
     }
@@ -181,7 +183,7 @@ export class CarePlanService {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.findByIdempotencyKey(keyHash, context);
       if (existing) return { ...(await this.replay(existing, requestHash, context)), replayed: true };
-      const bundle = this.toFhir(fresh, { idempotency: { keyHash, requestHash } });
+      const bundle = this.toFhir(fresh, { idempotency: { keyHash, requestHash }, revision: keyHash });
       try {
         const response = await this.send(bundle, context, true);
         const stored = this.planFromTransaction(bundle, response);
@@ -234,8 +236,21 @@ export class CarePlanService {
   }
 
   /** The stored plan, from the transaction's answer (no second round trip). */
-  private planFromTransaction(request: Bundle, response: Bundle): StoredPlan {
+  storedFromTransaction(request: Bundle, response: Bundle, previous: Resource[] = []): StoredPlan {
+    return this.planFromTransaction(request, response, previous);
+  }
+
+  /** A stored plan from its CarePlan and the resources it references (found by Type/id). */
+  storedFrom(carePlan: CarePlan, found: Map<string, Resource>): StoredPlan {
+    const parts = [...(carePlan.goal ?? []), ...(carePlan.careTeam ?? []), ...(carePlan.supportingInfo ?? [])]
+      .map((r) => (r.reference ? found.get(r.reference) : undefined))
+      .filter((r): r is Resource => !!r);
+    return this.stored(carePlan, found, [carePlan, ...parts]);
+  }
+
+  private planFromTransaction(request: Bundle, response: Bundle, previous: Resource[] = []): StoredPlan {
     const byReference = new Map<string, Resource>();
+    for (const resource of previous) byReference.set(`${resource.resourceType}/${resource.id}`, resource);
     const resources: Resource[] = [];
     (response.entry ?? []).forEach((entry: BundleEntry, index: number) => {
       const resource = entry.resource;
@@ -290,4 +305,287 @@ export function planResourcesBundle(stored: StoredPlan, baseUrl: string): Bundle
       resource,
     })),
   };
+}
+
+/** Activities are addressed by id (PATCH /care-plans/{id}/activities/{activityId}): give new ones an id. */
+function withActivityIds(plan: SharedCarePlan, newUuid: () => string): SharedCarePlan {
+  if (!plan.activities?.some((a) => a.id === undefined)) return plan;
+  return {
+    ...plan,
+    activities: plan.activities.map((a) => (a.id ? a : { id: `activity-${newUuid().slice(0, 8)}`, ...a })),
+  };
+}
+
+/** A resource without what the server stamps on every write, to tell a real change from a no-op. */
+function content(resource: Resource): unknown {
+  const { meta, ...rest } = resource;
+  const { versionId: _v, lastUpdated: _l, source, ...metaRest } = meta ?? {};
+  const keptMeta = { ...metaRest, ...(source && !source.startsWith('#') ? { source } : {}) };
+  return Object.keys(keptMeta).length ? { ...rest, meta: keptMeta } : rest;
+}
+
+/** The references (Type/id) of the stored resources a plan is made of, besides its CarePlan. */
+function partReferences(plan: SharedCarePlan): Set<string> {
+  const refs = new Set<string>();
+  const add = (type: string, id: string | undefined) => {
+    if (id && !id.startsWith('#')) refs.add(`${type}/${id}`);
+  };
+  for (const goal of plan.goals ?? []) add('Goal', goal.id);
+  add('CareTeam', plan.careTeam?.id);
+  add('Observation', plan.whatMatters?.id);
+  for (const item of [...(plan.preferences ?? []), ...(plan.barriers ?? [])]) add('Observation', item.id);
+  for (const item of plan.strengths ?? []) add('Condition', item.id);
+  return refs;
+}
+
+export interface SearchFilters {
+  patient?: string;
+  status?: string;
+  updatedSince?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+export interface ChangeItem {
+  id: string;
+  version: string;
+  lastUpdated: string;
+  status: string;
+  patient?: string;
+}
+
+export interface HistoryItem {
+  version: string;
+  lastUpdated?: string;
+  status?: string;
+  changedBy?: string;
+}
+
+/** The write side of an existing plan and the read side of many: kept apart from creation for clarity. */
+/** Checks a plan against the API schema; returns the problems found (used for plans changed by an edit). */
+export type PlanSchemaCheck = (plan: SharedCarePlan) => { pointer: string; detail: string }[];
+
+export interface CarePlanStoreOptions {
+  newUuid?: () => string;
+  /** The change feed holds back changes younger than this (ms). */
+  settleMs?: number;
+  checkSchema?: PlanSchemaCheck;
+}
+
+export class CarePlanStore {
+  private readonly newUuid: () => string;
+  private readonly settleMs: number;
+  private readonly checkSchema: PlanSchemaCheck;
+
+  constructor(
+    private readonly service: CarePlanService,
+    private readonly gateway: FhirGateway,
+    options: CarePlanStoreOptions = {},
+  ) {
+    this.newUuid = options.newUuid ?? randomUUID;
+    this.settleMs = options.settleMs ?? 0;
+    this.checkSchema = options.checkSchema ?? (() => []);
+  }
+
+  /** Replaces a plan: the body is the plan as GET returned it, edited; ids and version are checked. */
+  async replace(
+    id: string,
+    next: SharedCarePlan,
+    ifMatch: string | undefined,
+    context: CallContext,
+  ): Promise<StoredPlan> {
+    const current = await this.service.read(id, context);
+    return this.write(current, next, ifMatch, context);
+  }
+
+  /** Read, change, write: the small edits (goals, activities, ending a plan) all go through here. */
+  async edit(
+    id: string,
+    ifMatch: string | undefined,
+    change: (plan: SharedCarePlan) => SharedCarePlan,
+    context: CallContext,
+  ): Promise<StoredPlan> {
+    const current = await this.service.read(id, context);
+    requireVersion(current, ifMatch);
+    const changed = change(structuredClone(current.plan));
+    const errors = this.checkSchema(changed);
+    if (errors.length) {
+      throw new ApiProblem('unprocessable', 'after this change the plan would not be valid', { errors });
+    }
+    return this.write(current, changed, ifMatch, context);
+  }
+
+  private async write(
+    current: StoredPlan,
+    next: SharedCarePlan,
+    ifMatch: string | undefined,
+    context: CallContext,
+  ): Promise<StoredPlan> {
+    requireVersion(current, ifMatch);
+    const id = current.plan.id as string;
+    if (next.id !== undefined && next.id !== id) {
+      throw new ApiProblem('unprocessable', `the body is plan "${next.id}", not "${id}"`, {
+        errors: [{ pointer: '/id', detail: 'must be the id of the plan in the path' }],
+      });
+    }
+    if (next.version !== undefined && next.version !== current.version) {
+      throw staleProblem(current.version, 'the version in the body is not the current version of the plan');
+    }
+    // Parts named by id must be parts of this plan: an update never takes over another plan's resources.
+    const owned = partReferences(current.plan);
+    const wanted = partReferences(next);
+    const foreign = [...wanted].filter((ref) => !owned.has(ref));
+    if (foreign.length) {
+      throw new ApiProblem('unprocessable', 'the body names parts that do not belong to this plan', {
+        errors: foreign.map((ref) => ({ pointer: '', detail: `${ref} is not part of plan ${id}` })),
+      });
+    }
+    const { version: _v, lastUpdated: _l, ...plan } = { ...withActivityIds(next, this.newUuid), id };
+    const carePlan = current.resources[0] as CarePlan;
+    const bundle = this.service.toFhir(plan, {
+      ifMatchVersion: current.version,
+      revision: this.newUuid(),
+      deleteReferences: [...owned].filter((ref) => !wanted.has(ref)),
+      carePlanIdentifiers: (carePlan.identifier ?? []).filter((i) =>
+        OWN_IDENTIFIER_SYSTEMS.includes(i.system ?? ''),
+      ),
+    });
+    // Parts that did not change are not rewritten, so their own versions stay meaningful.
+    const previous = new Map(current.resources.map((r) => [`${r.resourceType}/${r.id}`, r]));
+    bundle.entry = bundle.entry?.filter((entry, index) => {
+      if (index === 0 || entry.request?.method !== 'PUT' || !entry.resource) return true;
+      const before = previous.get(entry.request.url);
+      return !before || !jsonEqual(content(before), content(entry.resource));
+    });
+    try {
+      const response = await this.gateway.transaction(bundle, { ...context, idempotent: false });
+      return this.service.storedFromTransaction(bundle, response, current.resources);
+    } catch (error) {
+      // A stale If-Match is a 412 (409 on HAPI, which reports version conflicts that way).
+      if (
+        error instanceof FhirServerError &&
+        (error.kind === 'precondition-failed' || error.kind === 'conflict')
+      ) {
+        const latest = await this.service.read(id, context);
+        throw staleProblem(latest.version, 'the plan was changed by someone else; read it again');
+      }
+      throw problemFromFhirError(error);
+    }
+  }
+
+  async search(
+    filters: SearchFilters,
+    limit: number,
+    cursor: string | undefined,
+    context: CallContext,
+  ): Promise<Page<StoredPlan>> {
+    const { carePlans, cursorAfter, hasMore } = await this.page(filters, limit, cursor, context, 0);
+    const references = carePlans.flatMap((c) =>
+      [...(c.goal ?? []), ...(c.careTeam ?? []), ...(c.supportingInfo ?? [])]
+        .map((r) => r.reference)
+        .filter((r): r is string => !!r && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(r)),
+    );
+    const found = await this.gateway.readMany(references, context).catch((error) => {
+      throw problemFromFhirError(error);
+    });
+    return {
+      items: carePlans.map((c) => this.service.storedFrom(c, found)),
+      next: hasMore ? (cursorAfter as string) : null,
+    };
+  }
+
+  /** Changes oldest first, resumable from a cursor; an empty page means the consumer is up to date. */
+  async changes(
+    since: string | undefined,
+    limit: number,
+    context: CallContext,
+    patient?: string,
+  ): Promise<Page<ChangeItem>> {
+    const { carePlans, cursorAfter } = await this.page({ patient }, limit, since, context, this.settleMs);
+    return {
+      items: carePlans.map((c) => ({
+        id: c.id as string,
+        version: c.meta?.versionId as string,
+        lastUpdated: c.meta?.lastUpdated as string,
+        status: c.status,
+        ...(c.subject?.reference ? { patient: c.subject.reference } : {}),
+      })),
+      next: cursorAfter ?? since ?? encodeCursor({ t: '', seen: [] }),
+    };
+  }
+
+  /**
+   * One page of CarePlans ordered by lastUpdated, from a keyset cursor (the last time seen and the ids already
+   * returned at that time), so paging works on servers that give no paging links.
+   */
+  private async page(
+    filters: SearchFilters,
+    limit: number,
+    cursor: string | undefined,
+    context: CallContext,
+    settleMs: number,
+  ): Promise<{ carePlans: CarePlan[]; cursorAfter?: string; hasMore: boolean }> {
+    const position = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (cursor !== undefined && !position) {
+      throw new ApiProblem('bad-request', 'the cursor is not one this service gave out', {
+        errors: [{ pointer: '/cursor', detail: 'unknown cursor', in: 'query' }],
+      });
+    }
+    const seen = new Set(position?.seen ?? []);
+    const params: Record<string, string> = { _sort: '_lastUpdated', _count: String(limit + seen.size + 1) };
+    // Later pages start at the cursor, which is never before updatedSince (the first page applied it).
+    const since = position?.t || filters.updatedSince;
+    if (since) params._lastUpdated = `ge${since}`;
+    if (filters.patient) params.subject = filters.patient;
+    if (filters.status) params.status = filters.status;
+    const bundle = await this.gateway.search('CarePlan', params, context).catch((error) => {
+      throw problemFromFhirError(error);
+    });
+    // Writes that are still settling may yet commit with an earlier time: the feed waits until they cannot.
+    const settledBefore = settleMs > 0 ? new Date(Date.now() - settleMs).toISOString() : undefined;
+    const all = (bundle.entry ?? [])
+      .map((e) => e.resource as CarePlan)
+      .filter((c) => c?.resourceType === 'CarePlan' && !!c.meta?.lastUpdated)
+      .filter((c) => !(c.meta?.lastUpdated === position?.t && seen.has(c.id as string)))
+      .filter((c) => !settledBefore || (c.meta?.lastUpdated as string) <= settledBefore);
+    const carePlans = all.slice(0, limit);
+    if (carePlans.length === 0) return { carePlans, hasMore: false };
+    const last = carePlans[carePlans.length - 1].meta?.lastUpdated as string;
+    const tied = carePlans.filter((c) => c.meta?.lastUpdated === last).map((c) => c.id as string);
+    const cursorAfter = encodeCursor({ t: last, seen: last === position?.t ? [...seen, ...tied] : tied });
+    return { carePlans, cursorAfter, hasMore: all.length > limit };
+  }
+
+  async history(id: string, context: CallContext): Promise<HistoryItem[]> {
+    const bundle = await this.gateway.history('CarePlan', id, context).catch((error) => {
+      throw problemFromFhirError(error);
+    });
+    return (bundle.entry ?? [])
+      .map((e) => e.resource as CarePlan | undefined)
+      .filter((c): c is CarePlan => c?.resourceType === 'CarePlan')
+      .map((c) => ({
+        version: c.meta?.versionId as string,
+        ...(c.meta?.lastUpdated ? { lastUpdated: c.meta.lastUpdated } : {}),
+        status: c.status,
+      }))
+      .sort((a, b) => ((a.lastUpdated ?? '') < (b.lastUpdated ?? '') ? 1 : -1));
+  }
+}
+
+function staleProblem(currentVersion: string, detail: string): ApiProblem {
+  return new ApiProblem('precondition-failed', detail, { headers: { etag: `W/"${currentVersion}"` } });
+}
+
+function requireVersion(current: StoredPlan, ifMatch: string | undefined) {
+  if (ifMatch === undefined) {
+    throw new ApiProblem('precondition-required', 'send If-Match with the ETag from a read of the plan', {
+      errors: [{ pointer: '', detail: 'If-Match is missing', in: 'header' }],
+    });
+  }
+  if (ifMatch !== '*' && ifMatch !== current.version) {
+    throw staleProblem(current.version, 'the plan was changed since it was read (If-Match is stale)');
+  }
 }

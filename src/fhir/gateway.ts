@@ -139,6 +139,7 @@ export class FhirGateway {
   ): Promise<{ body: T; headers?: Headers; status?: number }> {
     const policy = safe ? this.safePolicy : this.unsafePolicy;
     try {
+      // A signal per call: cockatiel links its timeout to it (a shared default signal collects listeners).
       return await policy.execute(async ({ signal }) => {
         const headers: Record<string, string> = {};
         if (context.requestId) headers['x-request-id'] = context.requestId;
@@ -151,7 +152,7 @@ export class FhirGateway {
         } catch (error) {
           throw toFhirServerError(error, signal);
         }
-      });
+      }, new AbortController().signal);
     } catch (error) {
       if (error instanceof FhirServerError) throw error;
       if (error instanceof BrokenCircuitError) {

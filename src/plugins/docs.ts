@@ -47,6 +47,7 @@ export default fp(async function docs(app: FastifyInstance) {
       tags: [
         { name: 'care plans', description: 'Create and read shared-decision care plans' },
         { name: 'mapping', description: 'The FHIR mapping, both ways, without storing anything' },
+        { name: 'sync', description: 'Versions and the change feed, for services that keep plans in sync' },
         { name: 'health', description: 'Liveness and readiness' },
       ],
     },

@@ -77,9 +77,91 @@ const fhirResourceSchema: Schema = {
   properties: { resourceType: { type: 'string' } },
 };
 
+/** A partial goal or activity for PATCH: the fields given replace the stored ones; ids cannot change. */
+function patchOf(name: string): Schema {
+  const {
+    required: _required,
+    oneOf: _oneOf,
+    dependencies: _dependencies,
+    not: _not,
+    ...schema
+  } = definitions[name] as Schema & {
+    properties: Record<string, unknown>;
+  };
+  const { id: _id, ...properties } = (schema as { properties: Record<string, unknown> }).properties;
+  return {
+    ...(rewriteRefs(schema) as Schema),
+    $id: `${name}Patch`,
+    description: `Changes to one ${name.toLowerCase()}: the fields given replace the stored ones.`,
+    properties: rewriteRefs(properties),
+    minProperties: 1,
+  };
+}
+
+const pageSchema = (id: string, item: Schema, description: string): Schema => ({
+  $id: id,
+  type: 'object',
+  description,
+  required: ['items', 'next'],
+  properties: {
+    items: { type: 'array', items: item },
+    next: {
+      type: ['string', 'null'],
+      description: 'Opaque cursor of the next page (null on the last page).',
+    },
+  },
+});
+
 export const carePlanSchemas: Schema[] = [
   ...Object.entries(definitions).map(([name, schema]) => ({ $id: name, ...(rewriteRefs(schema) as Schema) })),
   { $id: 'SharedCarePlan', ...(rewriteRefs(root) as Schema) },
   problemSchema,
   fhirResourceSchema,
+  patchOf('Goal'),
+  patchOf('Activity'),
+  pageSchema('CarePlanPage', { $ref: 'SharedCarePlan#' }, 'A page of plans.'),
+  {
+    $id: 'ChangeFeedPage',
+    type: 'object',
+    required: ['items', 'next'],
+    description: 'Changes to plans, oldest first. An empty items list means the consumer is up to date.',
+    properties: {
+      items: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'version', 'lastUpdated', 'status'],
+          properties: {
+            id: { type: 'string' },
+            version: { type: 'string' },
+            lastUpdated: { type: 'string' },
+            status: { type: 'string' },
+            patient: { type: 'string' },
+          },
+        },
+      },
+      next: { type: 'string', description: 'The cursor to resume from (always present).' },
+    },
+  },
+  {
+    $id: 'PlanHistory',
+    type: 'object',
+    required: ['items'],
+    description: 'The versions of a plan, newest first.',
+    properties: {
+      items: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['version'],
+          properties: {
+            version: { type: 'string' },
+            lastUpdated: { type: 'string' },
+            status: { type: 'string' },
+            changedBy: { type: 'string', description: 'Who made the change, when known.' },
+          },
+        },
+      },
+    },
+  },
 ];

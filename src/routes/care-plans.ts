@@ -1,7 +1,10 @@
-// /care-plans: thin routes; the work happens in CarePlanService.
-import type { FastifyInstance } from 'fastify';
-import type { SharedCarePlan } from '../care-plan/care-plan.js';
-import { planResourcesBundle } from '../care-plan/care-plan-service.js';
+// /care-plans: thin routes; the work happens in CarePlanService (create, read, map) and CarePlanStore
+// (versioned edits, search, change feed, history).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Activity, Goal, SharedCarePlan } from '../care-plan/care-plan.js';
+import { planResourcesBundle, type StoredPlan } from '../care-plan/care-plan-service.js';
+import { ApiProblem } from '../errors.js';
+import { etagVersion } from '../fhir/gateway.js';
 import { planIdParams, problems } from './responses.js';
 
 const etagHeader = { ETag: { schema: { type: 'string' }, description: 'The plan version, W/"<version>".' } };
@@ -10,8 +13,91 @@ const planResponse = (description: string, headers: Record<string, unknown> = et
   headers,
   content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } },
 });
+const ifMatchHeader = {
+  type: 'object',
+  properties: {
+    'if-match': {
+      type: 'string',
+      maxLength: 200,
+      description: 'The ETag from a read of the plan. Required: a stale one gets 412, a missing one 428.',
+    },
+  },
+} as const;
+const partParams = (name: string) => ({
+  type: 'object',
+  required: ['id', name],
+  properties: {
+    ...planIdParams.properties,
+    [name]: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9\\-._#]{1,65}$',
+      description: 'The id (or key) of the part.',
+    },
+  },
+});
+
+type Versioned = { Headers: { 'if-match'?: string }; Params: { id: string } };
+
+function ifMatchOf(request: FastifyRequest<{ Headers: { 'if-match'?: string } }>): string | undefined {
+  const header = request.headers['if-match'];
+  if (header === undefined) return undefined;
+  return header.trim() === '*' ? '*' : (etagVersion(header) ?? header);
+}
+
+function sendPlan(reply: FastifyReply, stored: StoredPlan, status = 200) {
+  return reply
+    .code(status)
+    .header('etag', `W/"${stored.version}"`)
+    .type('application/json')
+    .send(stored.plan);
+}
+
+function findGoal(plan: SharedCarePlan, goalId: string): number {
+  const index = (plan.goals ?? []).findIndex((g) => g.id === goalId || g.key === goalId);
+  if (index < 0) throw new ApiProblem('not-found', `the plan has no goal "${goalId}"`);
+  return index;
+}
+
+function findActivity(plan: SharedCarePlan, activityId: string): number {
+  const index = (plan.activities ?? []).findIndex((a) => a.id === activityId);
+  if (index < 0) throw new ApiProblem('not-found', `the plan has no activity "${activityId}"`);
+  return index;
+}
+
+/** Removes a goal and every link to it. */
+function withoutGoal(plan: SharedCarePlan, index: number): SharedCarePlan {
+  const goal = (plan.goals ?? [])[index];
+  const names = new Set([goal.key, goal.id].filter((n): n is string => !!n));
+  const unlink = <T extends { goals?: string[] }>(item: T): T => {
+    if (!item.goals) return item;
+    const goals = item.goals.filter((g) => !names.has(g));
+    const { goals: _g, ...rest } = item;
+    return (goals.length ? { ...rest, goals } : rest) as T;
+  };
+  const goals = (plan.goals ?? []).filter((_, i) => i !== index);
+  const { goals: _all, ...rest } = plan;
+  return {
+    ...rest,
+    ...(goals.length ? { goals } : {}),
+    ...(plan.activities ? { activities: plan.activities.map(unlink) } : {}),
+    ...(plan.barriers ? { barriers: plan.barriers.map(unlink) } : {}),
+    ...(plan.strengths ? { strengths: plan.strengths.map(unlink) } : {}),
+  };
+}
 
 export default async function carePlanRoutes(app: FastifyInstance) {
+  const editSchema = (summary: string, extra: Record<string, unknown> = {}) => ({
+    tags: ['care plans'],
+    summary,
+    headers: ifMatchHeader,
+    params: planIdParams,
+    response: {
+      200: planResponse('The plan after the change'),
+      ...problems(400, 404, 412, 422, 428, 502, 503, 504),
+    },
+    ...extra,
+  });
+
   app.post<{ Body: SharedCarePlan; Headers: { 'idempotency-key'?: string } }>(
     '/care-plans',
     {
@@ -40,7 +126,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
             ...etagHeader,
             Location: { schema: { type: 'string' }, description: '/care-plans/{id}' },
           }),
-          ...problems(400, 413, 415, 422, 429, 500, 502, 503, 504),
+          ...problems(400, 409, 413, 415, 422, 429, 500, 502, 503, 504),
         },
       },
     },
@@ -50,15 +136,96 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         idempotencyKey: request.headers['idempotency-key'],
       });
       if (stored.replayed) reply.header('idempotent-replayed', 'true');
-      return reply
-        .code(201)
-        .header('location', `/care-plans/${stored.plan.id}`)
-        .header('etag', `W/"${stored.version}"`)
-        .send(stored.plan);
+      return sendPlan(reply.header('location', `/care-plans/${stored.plan.id}`), stored, 201);
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{
+    Querystring: { patient: string; status?: string; updatedSince?: string; limit: number; cursor?: string };
+  }>(
+    '/care-plans',
+    {
+      schema: {
+        tags: ['care plans'],
+        summary: "Search a patient's plans",
+        description: 'Plans of one patient, oldest change first, with cursor paging (the cursor is opaque).',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['patient'],
+          properties: {
+            patient: {
+              type: 'string',
+              pattern: '^Patient/[A-Za-z0-9\\-.]{1,64}$',
+              description: 'Patient/<id>',
+            },
+            status: {
+              type: 'string',
+              enum: ['draft', 'active', 'on-hold', 'revoked', 'completed', 'entered-in-error', 'unknown'],
+            },
+            updatedSince: {
+              type: 'string',
+              format: 'fhir-date-time',
+              description: 'Only plans changed at or after this time.',
+            },
+            limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+            cursor: { type: 'string', maxLength: 4096 },
+          },
+        },
+        response: {
+          200: {
+            description: 'A page of plans',
+            content: { 'application/json': { schema: { $ref: 'CarePlanPage#' } } },
+          },
+          ...problems(400, 502, 503, 504),
+        },
+      },
+    },
+    async (request) => {
+      const { patient, status, updatedSince, limit, cursor } = request.query;
+      const page = await app.carePlanStore.search({ patient, status, updatedSince }, limit, cursor, {
+        requestId: request.id,
+      });
+      return { items: page.items.map((s) => s.plan), next: page.next };
+    },
+  );
+
+  app.get<{ Querystring: { since?: string; limit: number } }>(
+    '/care-plans/changes',
+    {
+      schema: {
+        tags: ['sync'],
+        summary: 'The change feed: new versions of plans, oldest first',
+        description:
+          'Start without `since` to read from the beginning; resume with the `next` cursor of the last answer. ' +
+          'An empty `items` means you are up to date. Several changes of one plan between two reads show as its latest version; ' +
+          'GET /care-plans/{id}/history lists every version.',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            since: {
+              type: 'string',
+              maxLength: 4096,
+              description: 'The `next` cursor of the previous answer.',
+            },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+          },
+        },
+        response: {
+          200: {
+            description: 'Changes',
+            content: { 'application/json': { schema: { $ref: 'ChangeFeedPage#' } } },
+          },
+          ...problems(400, 502, 503, 504),
+        },
+      },
+    },
+    async (request) =>
+      app.carePlanStore.changes(request.query.since, request.query.limit, { requestId: request.id }),
+  );
+
+  app.get<{ Params: { id: string }; Headers: { 'if-none-match'?: string } }>(
     '/care-plans/:id',
     {
       schema: {
@@ -66,7 +233,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         summary: 'Read a care plan',
         description:
           'Reads the CarePlan and the resources it references from the FHIR server and returns the plan. ' +
-          'With Accept: application/fhir+json, returns the FHIR resources as a Bundle instead.',
+          'With Accept: application/fhir+json, returns the FHIR resources as a Bundle instead. Honours If-None-Match (304).',
         params: planIdParams,
         response: {
           200: {
@@ -77,18 +244,234 @@ export default async function carePlanRoutes(app: FastifyInstance) {
               'application/fhir+json': { schema: { $ref: 'FhirResource#' } },
             },
           },
+          304: { description: 'Not modified (If-None-Match matches the current ETag)' },
           ...problems(404, 406, 502, 503, 504),
         },
       },
     },
     async (request, reply) => {
       const stored = await app.carePlans.read(request.params.id, { requestId: request.id });
-      reply.header('etag', `W/"${stored.version}"`);
-      const wanted = reply.request.headers.accept ?? '*/*';
+      const etag = `W/"${stored.version}"`;
+      reply.header('etag', etag);
+      const ifNoneMatch = request.headers['if-none-match'];
+      if (ifNoneMatch?.split(',').some((tag) => tag.trim() === '*' || etagVersion(tag) === stored.version)) {
+        return reply.code(304).send();
+      }
+      const wanted = request.headers.accept ?? '*/*';
       if (/application\/fhir\+json/.test(wanted)) {
         return reply.type('application/fhir+json').send(planResourcesBundle(stored, app.fhir.baseUrl));
       }
       return reply.type('application/json').send(stored.plan);
     },
+  );
+
+  app.put<Versioned & { Body: SharedCarePlan }>(
+    '/care-plans/:id',
+    {
+      schema: editSchema('Replace a plan (version-checked)', {
+        description:
+          'The body is the plan as GET returned it, edited. Goals, team, activities and the rest are updated in one ' +
+          'transaction with the CarePlan: a conflict or failure changes nothing. Parts left out are removed.',
+        body: { $ref: 'SharedCarePlan#' },
+      }),
+    },
+    async (request, reply) =>
+      sendPlan(
+        reply,
+        await app.carePlanStore.replace(request.params.id, request.body, ifMatchOf(request), {
+          requestId: request.id,
+        }),
+      ),
+  );
+
+  app.delete<Versioned & { Querystring: { status: 'revoked' | 'entered-in-error' } }>(
+    '/care-plans/:id',
+    {
+      schema: editSchema('End a plan (revoked, or entered-in-error); its history stays', {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            status: { type: 'string', enum: ['revoked', 'entered-in-error'], default: 'revoked' },
+          },
+        },
+      }),
+    },
+    async (request, reply) =>
+      sendPlan(
+        reply,
+        await app.carePlanStore.edit(
+          request.params.id,
+          ifMatchOf(request),
+          (plan) => ({ ...plan, status: request.query.status }),
+          {
+            requestId: request.id,
+          },
+        ),
+      ),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/care-plans/:id/history',
+    {
+      schema: {
+        tags: ['sync'],
+        summary: 'The versions of a plan, newest first',
+        params: planIdParams,
+        response: {
+          200: {
+            description: 'Versions',
+            content: { 'application/json': { schema: { $ref: 'PlanHistory#' } } },
+          },
+          ...problems(404, 502, 503, 504),
+        },
+      },
+    },
+    async (request) => ({
+      items: await app.carePlanStore.history(request.params.id, { requestId: request.id }),
+    }),
+  );
+
+  // Goals: add, change (e.g. record progress), remove.
+  app.post<Versioned & { Body: Goal }>(
+    '/care-plans/:id/goals',
+    {
+      schema: editSchema('Add a goal', {
+        body: { $ref: 'Goal#' },
+        response: {
+          201: planResponse('The plan with the new goal'),
+          ...problems(400, 404, 412, 422, 428, 502, 503, 504),
+        },
+      }),
+    },
+    async (request, reply) => {
+      const { id: _id, ...goal } = request.body;
+      const stored = await app.carePlanStore.edit(
+        request.params.id,
+        ifMatchOf(request),
+        (plan) => ({ ...plan, goals: [...(plan.goals ?? []), goal] }),
+        { requestId: request.id },
+      );
+      const added = stored.plan.goals?.[stored.plan.goals.length - 1];
+      return sendPlan(
+        reply.header('location', `/care-plans/${stored.plan.id}/goals/${added?.id}`),
+        stored,
+        201,
+      );
+    },
+  );
+
+  app.patch<Versioned & { Params: { goalId: string }; Body: Partial<Goal> }>(
+    '/care-plans/:id/goals/:goalId',
+    {
+      schema: editSchema('Change a goal (e.g. record progress: achievementStatus, lifecycleStatus)', {
+        params: partParams('goalId'),
+        body: { $ref: 'GoalPatch#' },
+      }),
+    },
+    async (request, reply) =>
+      sendPlan(
+        reply,
+        await app.carePlanStore.edit(
+          request.params.id,
+          ifMatchOf(request),
+          (plan) => {
+            const index = findGoal(plan, request.params.goalId);
+            const goals = [...(plan.goals ?? [])];
+            goals[index] = { ...goals[index], ...request.body } as Goal;
+            return { ...plan, goals };
+          },
+          { requestId: request.id },
+        ),
+      ),
+  );
+
+  app.delete<Versioned & { Params: { goalId: string } }>(
+    '/care-plans/:id/goals/:goalId',
+    { schema: editSchema('Remove a goal (and the links to it)', { params: partParams('goalId') }) },
+    async (request, reply) =>
+      sendPlan(
+        reply,
+        await app.carePlanStore.edit(
+          request.params.id,
+          ifMatchOf(request),
+          (plan) => withoutGoal(plan, findGoal(plan, request.params.goalId)),
+          { requestId: request.id },
+        ),
+      ),
+  );
+
+  // Activities: add, change, remove.
+  app.post<Versioned & { Body: Activity }>(
+    '/care-plans/:id/activities',
+    {
+      schema: editSchema('Add an activity', {
+        body: { $ref: 'Activity#' },
+        response: {
+          201: planResponse('The plan with the new activity'),
+          ...problems(400, 404, 412, 422, 428, 502, 503, 504),
+        },
+      }),
+    },
+    async (request, reply) => {
+      const { id: _id, ...activity } = request.body;
+      const stored = await app.carePlanStore.edit(
+        request.params.id,
+        ifMatchOf(request),
+        (plan) => ({ ...plan, activities: [...(plan.activities ?? []), activity as Activity] }),
+        { requestId: request.id },
+      );
+      const added = stored.plan.activities?.[stored.plan.activities.length - 1];
+      return sendPlan(
+        reply.header('location', `/care-plans/${stored.plan.id}/activities/${added?.id}`),
+        stored,
+        201,
+      );
+    },
+  );
+
+  app.patch<Versioned & { Params: { activityId: string }; Body: Partial<Activity> }>(
+    '/care-plans/:id/activities/:activityId',
+    {
+      schema: editSchema('Change an activity', {
+        params: partParams('activityId'),
+        body: { $ref: 'ActivityPatch#' },
+      }),
+    },
+    async (request, reply) =>
+      sendPlan(
+        reply,
+        await app.carePlanStore.edit(
+          request.params.id,
+          ifMatchOf(request),
+          (plan) => {
+            const index = findActivity(plan, request.params.activityId);
+            const activities = [...(plan.activities ?? [])];
+            activities[index] = { ...activities[index], ...request.body } as Activity;
+            return { ...plan, activities };
+          },
+          { requestId: request.id },
+        ),
+      ),
+  );
+
+  app.delete<Versioned & { Params: { activityId: string } }>(
+    '/care-plans/:id/activities/:activityId',
+    { schema: editSchema('Remove an activity', { params: partParams('activityId') }) },
+    async (request, reply) =>
+      sendPlan(
+        reply,
+        await app.carePlanStore.edit(
+          request.params.id,
+          ifMatchOf(request),
+          (plan) => {
+            const index = findActivity(plan, request.params.activityId);
+            const activities = (plan.activities ?? []).filter((_, i) => i !== index);
+            const { activities: _a, ...rest } = plan;
+            return activities.length ? { ...rest, activities } : rest;
+          },
+          { requestId: request.id },
+        ),
+      ),
   );
 }

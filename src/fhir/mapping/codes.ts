@@ -47,6 +47,11 @@ export const EXTENSION = {
   pertainsToGoal: 'http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal',
   /** This project's extension for shared decisions: schemas/StructureDefinition-shared-decision.json */
   sharedDecision: `${CANONICAL_BASE}/StructureDefinition/shared-decision`,
+  /**
+   * A value that changes with every write of a plan, so the CarePlan gets a new version whenever any part of the
+   * plan changes, also on servers that skip no-op updates (the plan's ETag covers its Goals, CareTeam, ...).
+   */
+  planRevision: `${CANONICAL_BASE}/StructureDefinition/plan-revision`,
 } as const;
 
 /** LOINC codes of the US Core 6.1.0 preference Observation profiles. */

@@ -262,6 +262,8 @@ function takeMeta(rest: Obj, ownProfile: string | undefined) {
   const meta: Obj = { ...rest.meta };
   delete meta.versionId;
   delete meta.lastUpdated;
+  // A source of the form "#<request id>" is stamped by the server on every write (HAPI does this).
+  if (typeof meta.source === 'string' && meta.source.startsWith('#')) delete meta.source;
   if (Array.isArray(meta.profile)) {
     const profiles = meta.profile.filter((p) => p !== ownProfile);
     if (profiles.length) meta.profile = profiles;
@@ -437,6 +439,8 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
     plan.activities = carePlan.activity.map((activity) => activityFromFhir(activity, goalLinks));
   }
 
+  // The revision marker is rewritten on every write; it is not part of the plan.
+  takeExtensions(rest, EXTENSION.planRevision, () => true);
   // Shared decisions.
   const decisions = takeExtensions(rest, EXTENSION.sharedDecision, decisionFromExtension);
   if (decisions.length) plan.decisions = decisions;

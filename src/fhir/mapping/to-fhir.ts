@@ -57,6 +57,10 @@ export interface ToFhirOptions {
   ifMatchVersion?: string;
   /** References (Type/id) to resources the plan no longer holds: deleted in the same transaction. */
   deleteReferences?: string[];
+  /** A fresh value for the plan-revision extension, so that every write gives the CarePlan a new version. */
+  revision?: string;
+  /** Identifiers the stored CarePlan holds already (e.g. its idempotency key), kept on update. */
+  carePlanIdentifiers?: Identifier[];
 }
 
 export const ASSESS_PLAN_CATEGORY: FhirCodeableConcept = {
@@ -259,7 +263,7 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
     ),
   );
   const carePlanPlacement = place('CarePlan', plan.id, options.newUuid);
-  const carePlanIdentifiers: Identifier[] = [];
+  const carePlanIdentifiers: Identifier[] = [...(options.carePlanIdentifiers ?? [])];
   if (!plan.id && options.idempotency) {
     carePlanIdentifiers.push(
       { system: SYSTEM.idempotencyKey, value: options.idempotency.keyHash },
@@ -274,7 +278,10 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
       id: carePlanPlacement.id,
       text: hasCarriedText ? undefined : { status: 'generated', div: carePlanNarrative(plan) },
       contained,
-      extension: (plan.decisions ?? []).map(decisionExtension),
+      extension: [
+        ...(plan.decisions ?? []).map(decisionExtension),
+        ...(options.revision ? [{ url: EXTENSION.planRevision, valueString: options.revision }] : []),
+      ],
       identifier: carePlanIdentifiers,
       status: plan.status,
       intent: plan.intent,
@@ -297,7 +304,8 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   );
 
   const entries: BundleEntry[] = [];
-  entries.push(entryFor(carePlanPlacement, carePlan, carePlanIdentifiers[0], options.ifMatchVersion));
+  const idempotent = !plan.id && options.idempotency ? carePlanIdentifiers[0] : undefined;
+  entries.push(entryFor(carePlanPlacement, carePlan, idempotent, options.ifMatchVersion));
   for (const b of built) {
     if (!b.placement.contained) entries.push(entryFor(b.placement, b.resource, b.identifier));
   }
