@@ -1,0 +1,207 @@
+// Fault injection: a loopback proxy in front of the real FHIR server drops connections (before and after
+// forwarding), delays, and answers 429/503 at random. Many clients create plans through two service instances
+// with retries and Idempotency-Keys. Afterwards every acknowledged plan exists exactly once, with exactly its
+// own parts, and nothing exists that was not asked for.
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Bundle } from 'fhir/r4.js';
+import t from 'tap';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import {
+  examplePlan,
+  quietLogger,
+  startTestService,
+  type TestService,
+  uniquePatient,
+} from './helpers/service.js';
+
+/** A small seeded random generator, so a failing run can be replayed. */
+function seeded(seed: number) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let x = state;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface FaultCounts {
+  forwarded: number;
+  droppedBefore: number;
+  droppedAfter: number;
+  delayed: number;
+  throttled: number;
+  unavailable: number;
+}
+
+function startFaultyProxy(
+  target: URL,
+  random: () => number,
+): Promise<{ server: Server; baseUrl: string; counts: FaultCounts }> {
+  const counts: FaultCounts = {
+    forwarded: 0,
+    droppedBefore: 0,
+    droppedAfter: 0,
+    delayed: 0,
+    throttled: 0,
+    unavailable: 0,
+  };
+  const server = createServer((req, res) => {
+    const roll = random();
+    if (roll < 0.06) {
+      counts.droppedBefore++;
+      req.socket.destroy();
+      return;
+    }
+    if (roll < 0.12) {
+      counts.throttled++;
+      res.writeHead(429, { 'retry-after': '0', 'content-type': 'application/fhir+json' }).end('{}');
+      return;
+    }
+    if (roll < 0.18) {
+      counts.unavailable++;
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+      return;
+    }
+    const dropAfter = roll < 0.24;
+    const delay = roll > 0.85 ? Math.floor(random() * 150) : 0;
+    if (delay) counts.delayed++;
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      setTimeout(() => {
+        counts.forwarded++;
+        const upstream = httpRequest(
+          {
+            host: target.hostname,
+            port: target.port,
+            method: req.method,
+            path: req.url,
+            headers: { ...req.headers, host: target.host },
+          },
+          (answer) => {
+            const body: Buffer[] = [];
+            answer.on('data', (chunk) => body.push(chunk));
+            answer.on('end', () => {
+              if (dropAfter) {
+                // The FHIR server did the work, but the answer is lost on the way back.
+                counts.droppedAfter++;
+                req.socket.destroy();
+                return;
+              }
+              res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
+            });
+          },
+        );
+        upstream.on('error', () => req.socket.destroy());
+        upstream.end(Buffer.concat(chunks));
+      }, delay);
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({ server, baseUrl: `http://127.0.0.1:${port}${target.pathname}`, counts });
+    }),
+  );
+}
+
+t.test('nothing acknowledged is lost or duplicated when the network misbehaves', async (t) => {
+  const fhir: TestService = await startTestService();
+  t.teardown(() => fhir.close());
+  const proxy = await startFaultyProxy(
+    new URL(fhir.fhirBaseUrl),
+    seeded(Number(process.env.FAULT_SEED ?? 42)),
+  );
+  t.teardown(() => new Promise<void>((resolve) => proxy.server.close(() => resolve())));
+  const instances: FastifyInstance[] = [];
+  // One instance retries a lot, the other hardly: its clients see the failures and retry themselves.
+  for (const retries of ['6', '1']) {
+    const app = await buildApp(
+      { ...loadConfig({ FHIR_TIMEOUT_MS: '3000', FHIR_MAX_RETRIES: retries }), fhirBaseUrl: proxy.baseUrl },
+      { logger: quietLogger },
+    );
+    instances.push(app);
+    t.teardown(() => app.close());
+  }
+
+  const plans = Array.from({ length: 60 }, (_, i) => {
+    const plan = examplePlan() as { patient: { reference: string } };
+    plan.patient = { reference: uniquePatient(`fault-${i}`) };
+    return { key: `fault-key-${i}-${Math.random()}`, plan };
+  });
+  const acknowledged = new Map<string, string>(); // patient -> plan id
+  let attempts = 0;
+  let clientFailures = 0;
+  const queue = [...plans];
+  const client = async (worker: number) => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      for (let attempt = 0; attempt < 12; attempt++) {
+        attempts++;
+        // Retries may land on the other instance, as behind a load balancer.
+        const app = instances[(worker + attempt) % instances.length];
+        const reply = await app.inject({
+          method: 'POST',
+          url: '/care-plans',
+          headers: { 'content-type': 'application/json', 'idempotency-key': job.key },
+          payload: JSON.stringify(job.plan),
+        });
+        if (reply.statusCode === 201) {
+          const id = reply.json().id as string;
+          const before = acknowledged.get(job.plan.patient.reference);
+          if (before && before !== id)
+            t.fail(`two different plans acknowledged for one key: ${before}, ${id}`);
+          acknowledged.set(job.plan.patient.reference, id);
+          break;
+        }
+        if (reply.statusCode < 500 && reply.statusCode !== 409 && reply.statusCode !== 429) {
+          t.fail(`unexpected ${reply.statusCode}: ${reply.body}`);
+          break;
+        }
+        clientFailures++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, (_, worker) => client(worker)));
+
+  // Check on the FHIR server itself, not through the proxy.
+  const count = async (type: string, patient?: string) => {
+    const { body } = await fhir.fhir<Bundle>(`${type}?_count=1000${patient ? `&subject=${patient}` : ''}`);
+    return body.total ?? body.entry?.length ?? 0;
+  };
+  let exact = 0;
+  for (const { plan } of plans) {
+    const patient = plan.patient.reference;
+    if (!acknowledged.has(patient)) continue;
+    const counts = [
+      await count('CarePlan', patient),
+      await count('Goal', patient),
+      await count('CareTeam', patient),
+      await count('Observation', patient),
+      await count('Condition', patient),
+    ];
+    if (counts.join() === '1,2,1,5,2') exact++;
+    else t.fail(`${patient}: CarePlan, Goal, CareTeam, Observation, Condition = ${counts.join()}`);
+  }
+  const carePlansOnServer = await count('CarePlan');
+  t.equal(acknowledged.size, plans.length, 'every plan was eventually acknowledged');
+  t.equal(exact, acknowledged.size, 'every acknowledged plan exists exactly once with exactly its own parts');
+  t.equal(carePlansOnServer, acknowledged.size, 'nothing exists that was not asked for');
+  t.equal(await count('Goal'), 2 * acknowledged.size, 'no orphan goals');
+  t.ok(
+    proxy.counts.droppedAfter +
+      proxy.counts.droppedBefore +
+      proxy.counts.throttled +
+      proxy.counts.unavailable >
+      20,
+    'faults were injected',
+  );
+  t.comment(
+    `fault injection: ${plans.length} plans, ${attempts} client attempts (${clientFailures} answered 5xx/409/429 and retried), ` +
+      `acknowledged ${acknowledged.size}, CarePlans on server ${carePlansOnServer}; proxy: ${JSON.stringify(proxy.counts)}`,
+  );
+});
