@@ -1,13 +1,7 @@
 // POST/GET /care-plans through the real app against a real FHIR server, checking what was really stored.
 import type { Bundle, CarePlan, CareTeam, Condition, Goal, Observation } from 'fhir/r4.js';
 import t from 'tap';
-import {
-  countOnServer,
-  examplePlan,
-  startTestService,
-  type TestService,
-  uniquePatient,
-} from './helpers/service.js';
+import { countOnServer, examplePlan, startTestService, type TestService } from './helpers/service.js';
 
 let service: TestService;
 t.before(async () => {
@@ -30,7 +24,7 @@ function planFor(patient: string) {
 }
 
 t.test('POST /care-plans stores the plan as FHIR and GET reads it back', async (t) => {
-  const patient = uniquePatient('create');
+  const patient = await service.newPatient('create');
   const plan = planFor(patient);
   const created = await post(plan);
   t.equal(created.statusCode, 201, created.body);
@@ -127,7 +121,7 @@ t.test('POST /care-plans stores the plan as FHIR and GET reads it back', async (
 });
 
 t.test('a FHIR JSON request body is accepted', async (t) => {
-  const patient = uniquePatient('fhirjson');
+  const patient = await service.newPatient('fhirjson');
   const created = await post(planFor(patient), { 'content-type': 'application/fhir+json' });
   t.equal(created.statusCode, 201);
 });
@@ -142,7 +136,7 @@ t.test('GET of a plan that does not exist is a 404 problem', async (t) => {
 });
 
 t.test('bad input gets a clear 4xx problem and changes nothing', async (t) => {
-  const patient = uniquePatient('bad');
+  const patient = await service.newPatient('bad');
   const cases: { name: string; body: unknown; status: number; pointer?: string; contentType?: string }[] = [
     { name: 'not JSON', body: '{"patient": ', status: 400 },
     { name: 'empty body', body: '', status: 400 },

@@ -271,9 +271,10 @@ export class CarePlanService {
     const resolve = (reference: string) => {
       if (reference.startsWith('#')) return carePlan.contained?.find((r) => r.id === reference.slice(1));
       const relative = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/.*)?$/.exec(reference);
-      return byReference.get(reference) ?? (relative ? byReference.get(relative[1]) : undefined);
+      const found = byReference.get(reference) ?? (relative ? byReference.get(relative[1]) : undefined);
+      return found && withoutServerStamp(found);
     };
-    const plan = planFromFhir({ carePlan, resolve });
+    const plan = planFromFhir({ carePlan: withoutServerStamp(carePlan), resolve });
     return { plan, version: carePlan.meta?.versionId ?? '', resources };
   }
 
@@ -305,6 +306,17 @@ export function planResourcesBundle(stored: StoredPlan, baseUrl: string): Bundle
       resource,
     })),
   };
+}
+
+/**
+ * Without the meta.source "#<request id>" a server stamps on every write (HAPI does): like versionId, it is the
+ * server's, not the plan's. Only applied to what the service reads back from its own FHIR server.
+ */
+function withoutServerStamp<T extends Resource>(resource: T): T {
+  const source = resource.meta?.source;
+  if (!source?.startsWith('#')) return resource;
+  const { source: _source, ...meta } = resource.meta ?? {};
+  return { ...resource, meta };
 }
 
 /** Activities are addressed by id (PATCH /care-plans/{id}/activities/{activityId}): give new ones an id. */
@@ -556,7 +568,9 @@ export class CarePlanStore {
     const last = carePlans[carePlans.length - 1].meta?.lastUpdated as string;
     const tied = carePlans.filter((c) => c.meta?.lastUpdated === last).map((c) => c.id as string);
     const cursorAfter = encodeCursor({ t: last, seen: last === position?.t ? [...seen, ...tied] : tied });
-    return { carePlans, cursorAfter, hasMore: all.length > limit };
+    // Servers cap page sizes (HAPI: 50): a next link then also means there is more.
+    const serverHasMore = (bundle.link ?? []).some((link) => link.relation === 'next');
+    return { carePlans, cursorAfter, hasMore: all.length > limit || serverHasMore };
   }
 
   async history(id: string, context: CallContext): Promise<HistoryItem[]> {

@@ -12,6 +12,11 @@ import { fromRoot } from '../../src/paths.js';
 export interface TestService {
   app: FastifyInstance;
   fhirBaseUrl: string;
+  /**
+   * A patient id unique to one test (so tests sharing a FHIR server never see each other's data). On a server
+   * with referential integrity (HAPI) the Patient is created first.
+   */
+  newPatient(label: string): Promise<string>;
   /** Talks straight to the FHIR server, to check what the service really stored. */
   fhir<T = Resource>(
     path: string,
@@ -33,9 +38,16 @@ export async function startTestService(
   const config: AppConfig = { ...loadConfig({ LOG_LEVEL: 'silent', ...env }), fhirBaseUrl };
   const app = await buildApp(config, { logger: options.logger ?? quietLogger });
   await app.ready();
+  if (external) await createPeople(fhirBaseUrl);
   return {
     app,
     fhirBaseUrl,
+    async newPatient(label: string) {
+      const reference = `Patient/${label}-${Math.random().toString(36).slice(2, 10)}`;
+      if (external)
+        await put(fhirBaseUrl, { resourceType: 'Patient', id: reference.split('/')[1], active: true });
+      return reference;
+    },
     async fhir<T>(path: string, init?: RequestInit) {
       const response = await fetch(`${fhirBaseUrl}/${path}`, {
         ...init,
@@ -69,7 +81,39 @@ export async function countOnServer(service: TestService, resourceType: string, 
   return body.total ?? body.entry?.length ?? 0;
 }
 
-/** A patient id unique to one test, so tests on a shared FHIR server never see each other's data. */
-export function uniquePatient(label: string): string {
-  return `Patient/${label}-${Math.random().toString(36).slice(2, 10)}`;
+async function put(
+  fhirBaseUrl: string,
+  resource: { resourceType: string; id: string } & Record<string, unknown>,
+) {
+  const response = await fetch(`${fhirBaseUrl}/${resource.resourceType}/${resource.id}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/fhir+json' },
+    body: JSON.stringify(resource),
+  });
+  if (!response.ok)
+    throw new Error(
+      `cannot create ${resource.resourceType}/${resource.id}: ${response.status} ${await response.text()}`,
+    );
+}
+
+/**
+ * The people the example plan names. The service never creates records of people: on a FHIR server that
+ * enforces referential integrity, a test creates them first, as an EHR would have.
+ */
+async function createPeople(fhirBaseUrl: string) {
+  await put(fhirBaseUrl, {
+    resourceType: 'Patient',
+    id: 'maria-lopez',
+    name: [{ family: 'Lopez', given: ['Maria'] }],
+  });
+  await put(fhirBaseUrl, { resourceType: 'Patient', id: 'example', active: true });
+  await put(fhirBaseUrl, {
+    resourceType: 'RelatedPerson',
+    id: 'ana-lopez',
+    patient: { reference: 'Patient/maria-lopez' },
+    name: [{ family: 'Lopez', given: ['Ana'] }],
+  });
+  for (const id of ['dr-okafor', 'nurse-kim', 'pt-silva', 'desk-patel']) {
+    await put(fhirBaseUrl, { resourceType: 'Practitioner', id, active: true });
+  }
 }

@@ -262,8 +262,6 @@ function takeMeta(rest: Obj, ownProfile: string | undefined) {
   const meta: Obj = { ...rest.meta };
   delete meta.versionId;
   delete meta.lastUpdated;
-  // A source of the form "#<request id>" is stamped by the server on every write (HAPI does this).
-  if (typeof meta.source === 'string' && meta.source.startsWith('#')) delete meta.source;
   if (Array.isArray(meta.profile)) {
     const profiles = meta.profile.filter((p) => p !== ownProfile);
     if (profiles.length) meta.profile = profiles;

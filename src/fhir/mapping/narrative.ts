@@ -3,17 +3,15 @@
 import type { Reference, SharedCarePlan } from '../../care-plan/care-plan.js';
 import { ROLE_LABEL } from './codes.js';
 
-const ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
 
-/** Escapes text for XHTML content and attribute values. */
+/**
+ * Escapes text for XHTML element content (the narrative has no attributes built from data). Quotes stay as
+ * they are: FHIR servers that re-serialise the XHTML (HAPI does) write them unescaped, and the narrative must
+ * read back byte for byte to be recognised as the one this service generated.
+ */
 export function escapeXhtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => ESCAPES[char] ?? char);
+  return text.replace(/[&<>]/g, (char) => ESCAPES[char] ?? char);
 }
 
 export function referenceLabel(reference: Reference | undefined): string {
