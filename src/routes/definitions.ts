@@ -1,0 +1,41 @@
+// The project's conformance resources, served where their canonical URLs point (https://shared-care-plans.org/fhir/...).
+import type { FastifyInstance } from 'fastify';
+import { ApiProblem } from '../errors.js';
+import { projectDefinitions } from '../fhir/definitions.js';
+import { problems } from './responses.js';
+
+export default async function definitionRoutes(app: FastifyInstance) {
+  app.get<{ Params: { type: 'StructureDefinition' | 'CodeSystem'; id: string } }>(
+    '/fhir/:type/:id',
+    {
+      schema: {
+        tags: ['definitions'],
+        summary: "This project's FHIR definitions (extension StructureDefinitions, CodeSystems)",
+        description:
+          'E.g. /fhir/StructureDefinition/shared-decision, the extension that carries shared decisions on a CarePlan, ' +
+          'or /fhir/CodeSystem/care-team-role.',
+        params: {
+          type: 'object',
+          required: ['type', 'id'],
+          properties: {
+            type: { type: 'string', enum: ['StructureDefinition', 'CodeSystem'] },
+            id: { type: 'string', pattern: '^[A-Za-z0-9\\-.]{1,64}$' },
+          },
+        },
+        response: {
+          200: {
+            description: 'The definition',
+            content: { 'application/fhir+json': { schema: { $ref: 'FhirResource#' } } },
+          },
+          ...problems(400, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const definition = projectDefinitions.get(`${request.params.type}/${request.params.id}`);
+      if (!definition)
+        throw new ApiProblem('not-found', `no ${request.params.type} "${request.params.id}" in this project`);
+      return reply.type('application/fhir+json').send(definition);
+    },
+  );
+}
