@@ -5,11 +5,16 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import { CarePlanService, CarePlanStore } from './care-plan/care-plan-service.js';
 import { FHIR_FORMATS } from './care-plan/formats.js';
 import type { Config } from './config.js';
+import { ApiProblem } from './errors.js';
 import { FhirGateway } from './fhir/gateway.js';
+import { SmartBackendAuth } from './fhir/smart-backend-auth.js';
 import { warmUpValidators } from './fhir/validation/index.js';
+import { loggerOptions as pinoOptions } from './logging.js';
+import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
 import { carePlanSchemas } from './plugins/schemas.js';
+import security from './plugins/security.js';
 import carePlanRoutes from './routes/care-plans.js';
 import healthRoutes from './routes/health.js';
 import operationRoutes from './routes/operations.js';
@@ -26,40 +31,27 @@ declare module 'fastify' {
 /** The configuration the app runs with: a FHIR server is always known by now (embedded or external). */
 export type AppConfig = Config & { fhirBaseUrl: string };
 
-/** Query strings and plan ids in paths can carry patient identifiers: logs get the path shape only. */
-function redactUrl(url: string): string {
-  const [path, query] = url.split('?');
-  if (!query) return path;
-  const names = query.split('&').map((pair) => `${pair.split('=')[0]}=[redacted]`);
-  return `${path}?${names.join('&')}`;
-}
-
+/** Logger options (see logging.ts: no PHI in any log line). */
 export function loggerOptions(
   config: Pick<Config, 'logLevel' | 'logFormat'>,
 ): FastifyServerOptions['logger'] {
-  return {
-    level: config.logLevel,
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', '*.authorization', '*.token'],
-      censor: '[redacted]',
-    },
-    serializers: {
-      req: (req: { method: string; url: string; id: string }) => ({
-        method: req.method,
-        url: redactUrl(req.url),
-        id: req.id,
-      }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-    },
-    ...(config.logFormat === 'pretty'
-      ? {
-          transport: {
-            target: 'pino-pretty',
-            options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
-          },
-        }
-      : {}),
-  };
+  return pinoOptions(config) as FastifyServerOptions['logger'];
+}
+
+/** Bodies nesting deeper than this are refused (400) before anything walks them recursively. */
+export const MAX_JSON_DEPTH = 100;
+
+/** True when a parsed JSON value nests deeper than `max` (iterative: a hostile body cannot exhaust the stack). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [item, depth] = stack.pop() as [unknown, number];
+    if (depth > max) return true;
+    for (const child of Object.values(item as object)) {
+      if (child && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 function bodyValidator(): Ajv {
@@ -97,8 +89,13 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     bodyLimit: config.bodyLimitBytes,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A caller's X-Request-Id is kept (and passed on to the FHIR server) only when it is a UUID or hex id: it is
+    // logged on every line, so it must not be able to carry a name.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[0-9A-Fa-f-]{8,64}$/.test(given) ? given : randomUUID();
+    },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
@@ -114,17 +111,37 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   // Replies are plans and FHIR resources with open-ended parts (unmappedFhir): serialise them as they are.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  // Only JSON bodies: text/plain is refused with 415 rather than validated as a string.
-  app.removeContentTypeParser('text/plain');
+  // Only JSON bodies: text/plain is refused with 415 rather than validated as a string. `__proto__` and
+  // `constructor.prototype` keys are refused (400), and so is absurd nesting.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
   const jsonParser = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser(['application/fhir+json'], { parseAs: 'string' }, jsonParser);
+  app.addContentTypeParser(
+    ['application/json', 'application/fhir+json'],
+    { parseAs: 'string' },
+    (request, body, done) =>
+      jsonParser(request, body as string, (error, value) => {
+        if (error) return done(error);
+        if (value && typeof value === 'object' && nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+          return done(
+            new ApiProblem('bad-request', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`),
+          );
+        }
+        done(null, value);
+      }),
+  );
 
   app.decorate('config', config);
+  const smart =
+    config.fhirAuth === 'smart-backend' && config.fhirSmart
+      ? new SmartBackendAuth({ ...config.fhirSmart, timeoutMs: config.fhirTimeoutMs })
+      : undefined;
+  const bearer = config.fhirAuth === 'bearer' ? config.fhirBearerToken : undefined;
   const gateway = new FhirGateway({
     baseUrl: config.fhirBaseUrl,
     timeoutMs: config.fhirTimeoutMs,
     maxRetries: config.fhirMaxRetries,
-    authorization: config.fhirBearerToken ? async () => `Bearer ${config.fhirBearerToken}` : undefined,
+    authorization: smart ? () => smart.authorization() : bearer ? async () => `Bearer ${bearer}` : undefined,
+    onUnauthorized: smart ? (authorization) => smart.invalidate(authorization) : undefined,
   });
   app.decorate('fhir', gateway);
   const carePlans = new CarePlanService(gateway);
@@ -149,6 +166,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   });
 
   await app.register(errors);
+  await app.register(security);
+  await app.register(auth);
   for (const schema of carePlanSchemas) app.addSchema(schema);
   await app.register(docs);
   await app.register(healthRoutes);

@@ -1,5 +1,18 @@
 // Environment -> typed, validated configuration. Read once at start-up; a bad value stops the process with a
-// message naming the variable.
+// message naming the variable (never echoing a secret).
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** SMART Backend Services (outbound): client_credentials with a private_key_jwt client assertion. */
+export interface SmartBackendConfig {
+  tokenUrl: string;
+  clientId: string;
+  /** The signing key (a KeyObject: it never prints or serialises its secret). */
+  privateKey: KeyObject;
+  keyId: string;
+  scope: string;
+  algorithm: 'RS384' | 'ES384';
+}
 
 export interface Config {
   host: string;
@@ -10,8 +23,22 @@ export interface Config {
   fhirBaseUrl?: string;
   fhirTimeoutMs: number;
   fhirMaxRetries: number;
-  fhirAuth: 'none' | 'bearer';
+  fhirAuth: 'none' | 'bearer' | 'smart-backend';
   fhirBearerToken?: string;
+  fhirSmart?: SmartBackendConfig;
+  /** Inbound authentication: `jwt` (Bearer JWT checked against a JWKS) or `none` (anyone may call). */
+  authMode: 'jwt' | 'none';
+  /** True when `none` was chosen by default (embedded FHIR server, nothing configured): start-up warns loudly. */
+  authModeDefaulted: boolean;
+  authJwksUrl?: string;
+  /** Accepted `iss` values (AUTH_ISSUER, comma-separated). */
+  authIssuer: string[];
+  /** Accepted `aud` values (AUTH_AUDIENCE, comma-separated): a token must name one of them. */
+  authAudience: string[];
+  authClockToleranceSeconds: number;
+  /** Requests per client (token client id, else IP address) per window; 0 = no rate limit. */
+  rateLimitMax: number;
+  rateLimitWindowMs: number;
   bodyLimitBytes: number;
   /** The change feed holds back changes younger than this, so a slow commit is never skipped. */
   changeFeedSettleMs: number;
@@ -56,12 +83,117 @@ function url(env: Env, name: string): string | undefined {
   return value.replace(/\/+$/, '');
 }
 
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+const AUTH_VARIABLES = ['AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE'] as const;
+
+/**
+ * Inbound authentication. Explicit AUTH_MODE wins. Without it: any AUTH_* setting means `jwt`; nothing configured
+ * means `none` only for the embedded FHIR server (a throwaway in-memory store): pointed at a real FHIR server
+ * (FHIR_BASE_URL), the service refuses to start rather than serve patient data to anyone.
+ */
+function authConfig(env: Env) {
+  const explicit = env.AUTH_MODE ? oneOf(env, 'AUTH_MODE', ['jwt', 'none'] as const, 'none') : undefined;
+  const configured = AUTH_VARIABLES.some((name) => env[name]);
+  let authMode: 'jwt' | 'none';
+  if (explicit) authMode = explicit;
+  else if (configured) authMode = 'jwt';
+  else if (env.FHIR_BASE_URL) {
+    throw new ConfigError(
+      'FHIR_BASE_URL names a real FHIR server but no authentication is configured: set AUTH_MODE=jwt with ' +
+        'AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE, or AUTH_MODE=none to let anyone call the API on purpose',
+    );
+  } else authMode = 'none';
+  const authJwksUrl = url(env, 'AUTH_JWKS_URL');
+  const authIssuer = list(env, 'AUTH_ISSUER');
+  const authAudience = list(env, 'AUTH_AUDIENCE');
+  if (authMode === 'jwt') {
+    const missing = AUTH_VARIABLES.filter((name) => !env[name]);
+    if (missing.length) throw new ConfigError(`AUTH_MODE=jwt needs ${missing.join(', ')}`);
+  }
+  return {
+    authMode,
+    authModeDefaulted: !explicit && authMode === 'none',
+    authJwksUrl,
+    authIssuer,
+    authAudience,
+    authClockToleranceSeconds: integer(env, 'AUTH_CLOCK_TOLERANCE_S', 30, 0, 300),
+  };
+}
+
+/** FHIR_SMART_PRIVATE_KEY: PEM text (\n escapes allowed), a JWK as JSON, or the path of a file holding either. */
+function privateKey(value: string): KeyObject {
+  let text = value.trim();
+  if (!text.startsWith('-----BEGIN') && !text.startsWith('{')) {
+    try {
+      text = readFileSync(text, 'utf8').trim();
+    } catch {
+      throw new ConfigError('FHIR_SMART_PRIVATE_KEY is neither a PEM key, a JWK, nor a readable file');
+    }
+  }
+  try {
+    if (text.startsWith('{')) return createPrivateKey({ key: JSON.parse(text), format: 'jwk' });
+    return createPrivateKey(text.replace(/\\n/g, '\n'));
+  } catch {
+    throw new ConfigError('FHIR_SMART_PRIVATE_KEY is not a private key this service can read (PEM or JWK)');
+  }
+}
+
+function smartConfig(env: Env): SmartBackendConfig {
+  const missing = [
+    'FHIR_SMART_TOKEN_URL',
+    'FHIR_SMART_CLIENT_ID',
+    'FHIR_SMART_PRIVATE_KEY',
+    'FHIR_SMART_KEY_ID',
+  ].filter((name) => !env[name]);
+  if (missing.length) throw new ConfigError(`FHIR_AUTH=smart-backend needs ${missing.join(', ')}`);
+  const key = privateKey(env.FHIR_SMART_PRIVATE_KEY as string);
+  // SMART Backend Services: RS384 or ES384; the key decides which, unless FHIR_SMART_ALG says so.
+  const keyAlgorithm =
+    key.asymmetricKeyType === 'rsa'
+      ? 'RS384'
+      : key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'secp384r1'
+        ? 'ES384'
+        : undefined;
+  if (!keyAlgorithm) {
+    throw new ConfigError('FHIR_SMART_PRIVATE_KEY must be an RSA key (RS384) or an EC P-384 key (ES384)');
+  }
+  const algorithm = oneOf(env, 'FHIR_SMART_ALG', ['RS384', 'ES384'] as const, keyAlgorithm);
+  if (algorithm !== keyAlgorithm) {
+    throw new ConfigError(`FHIR_SMART_ALG=${algorithm} does not fit the key (it needs ${keyAlgorithm})`);
+  }
+  return {
+    tokenUrl: url(env, 'FHIR_SMART_TOKEN_URL') as string,
+    clientId: env.FHIR_SMART_CLIENT_ID as string,
+    privateKey: key,
+    keyId: env.FHIR_SMART_KEY_ID as string,
+    scope: env.FHIR_SMART_SCOPE || DEFAULT_SMART_SCOPE,
+    algorithm,
+  };
+}
+
+/** What the service reads and writes on the FHIR server. */
+export const DEFAULT_SMART_SCOPE = [
+  'system/CarePlan.cruds',
+  'system/Goal.cruds',
+  'system/CareTeam.cruds',
+  'system/Observation.cruds',
+  'system/Condition.cruds',
+  'system/Provenance.crs',
+].join(' ');
+
 export function loadConfig(env: Env = process.env): Config {
-  const fhirAuth = oneOf(env, 'FHIR_AUTH', ['none', 'bearer'] as const, 'none');
+  const fhirAuth = oneOf(env, 'FHIR_AUTH', ['none', 'bearer', 'smart-backend'] as const, 'none');
   const fhirBearerToken = env.FHIR_BEARER_TOKEN || undefined;
   if (fhirAuth === 'bearer' && !fhirBearerToken) {
     throw new ConfigError('FHIR_AUTH=bearer needs FHIR_BEARER_TOKEN');
   }
+  const fhirSmart = fhirAuth === 'smart-backend' ? smartConfig(env) : undefined;
   const host = env.HOST || '127.0.0.1';
   if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host))
     throw new ConfigError(`HOST is not a host name or address (got "${host}")`);
@@ -79,7 +211,11 @@ export function loadConfig(env: Env = process.env): Config {
     fhirTimeoutMs: integer(env, 'FHIR_TIMEOUT_MS', 10_000, 100, 300_000),
     fhirMaxRetries: integer(env, 'FHIR_MAX_RETRIES', 3, 0, 10),
     fhirAuth,
-    fhirBearerToken,
+    fhirBearerToken: fhirAuth === 'bearer' ? fhirBearerToken : undefined,
+    ...(fhirSmart ? { fhirSmart } : {}),
+    ...authConfig(env),
+    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 6000, 0, 10_000_000),
+    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 50 * 1_048_576),
     changeFeedSettleMs: integer(env, 'CHANGE_FEED_SETTLE_MS', 1000, 0, 600_000),
     embeddedFhirPort: integer(env, 'EMBEDDED_FHIR_PORT', 0, 0, 65535),

@@ -41,6 +41,7 @@ export const PROBLEM_TYPES = {
   'idempotency-key-reused': { status: 422, title: 'The Idempotency-Key was used with a different request' },
   'precondition-required': { status: 428, title: 'If-Match is required' },
   'too-many-requests': { status: 429, title: 'Too many requests' },
+  'auth-unavailable': { status: 503, title: 'The access token cannot be checked now' },
   'mapping-failed': { status: 500, title: 'The service produced invalid FHIR (a bug in the service)' },
   internal: { status: 500, title: 'Internal error' },
   'fhir-server-error': { status: 502, title: 'The FHIR server failed' },
@@ -57,6 +58,8 @@ export class ApiProblem extends Error {
     readonly detail: string,
     readonly extra: Partial<Pick<Problem, 'errors' | 'operationOutcome' | 'choices'>> & {
       headers?: Record<string, string>;
+      /** For the audit log: the caller was refused (e.g. another patient's plan, shown as a 404). */
+      denied?: boolean;
     } = {},
   ) {
     super(detail);
@@ -67,7 +70,7 @@ export class ApiProblem extends Error {
   }
 
   toProblem(instance?: string): Problem {
-    const { headers: _headers, ...extra } = this.extra;
+    const { headers: _headers, denied: _denied, ...extra } = this.extra;
     return {
       type: `${PROBLEM_BASE}/${this.problemType}`,
       title: PROBLEM_TYPES[this.problemType].title,

@@ -5,6 +5,7 @@ import { type LoggerOptions, pino } from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { startEmbeddedFhirServer } from './fhir/embedded/server.js';
+import { embeddedFhirLogger } from './logging.js';
 
 async function main() {
   let config: ReturnType<typeof loadConfig>;
@@ -22,7 +23,7 @@ async function main() {
     ? undefined
     : await startEmbeddedFhirServer({
         port: config.embeddedFhirPort,
-        logger: logger.child({ component: 'embedded-fhir' }),
+        logger: embeddedFhirLogger(logger),
       });
   const app = await buildApp(
     { ...config, fhirBaseUrl: config.fhirBaseUrl ?? (embedded?.baseUrl as string) },

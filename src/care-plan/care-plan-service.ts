@@ -1,16 +1,18 @@
 // The use cases of the API: each maps, validates and talks to the FHIR server through the gateway.
 import { createHash, randomUUID } from 'node:crypto';
-import type { Bundle, BundleEntry, CarePlan, Identifier, Resource } from 'fhir/r4.js';
+import type { Bundle, BundleEntry, CarePlan, Identifier, Provenance, Resource } from 'fhir/r4.js';
+import { type Caller, callerDisplay, idempotencyScope, subjectPatient } from '../auth/caller.js';
 import { ApiProblem } from '../errors.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
 import { jsonEqual } from '../fhir/mapping/carry.js';
-import { OWN_IDENTIFIER_SYSTEMS, SYSTEM } from '../fhir/mapping/codes.js';
+import { EXTENSION, OWN_IDENTIFIER_SYSTEMS, SYSTEM } from '../fhir/mapping/codes.js';
 import {
   type FhirPlanSource,
   PlanSourceError,
   planFromFhir,
   planSourceFromFhir,
 } from '../fhir/mapping/from-fhir.js';
+import { planRevision, withProvenance } from '../fhir/mapping/provenance.js';
 import { planToTransaction, type ToFhirOptions } from '../fhir/mapping/to-fhir.js';
 import {
   type FhirValidationIssue,
@@ -28,10 +30,33 @@ export interface StoredPlan {
   resources: Resource[];
 }
 
-export interface CreateContext extends CallContext {
+/** A call on behalf of an API caller: who it is (for Provenance) and which patient it is restricted to, if any. */
+export interface PlanContext extends CallContext {
+  caller?: Caller;
+}
+
+export interface CreateContext extends PlanContext {
   idempotencyKey?: string;
-  /** Who is calling: idempotency keys are scoped to the caller. */
+  /** Who is calling, when there is no caller: idempotency keys are scoped to the caller. */
   clientId?: string;
+}
+
+/** A patient-restricted caller sees another patient's plan as absent, never as forbidden. */
+function hiddenPlan(): ApiProblem {
+  return new ApiProblem('not-found', 'the care plan (or a part of it) does not exist on the FHIR server', {
+    denied: true,
+  });
+}
+
+/** The patient a plan is for must be the restricted caller's patient. */
+function requireOwnPatient(context: PlanContext, patient: string | undefined, pointer: string) {
+  const restricted = context.caller?.patient;
+  if (restricted && subjectPatient(patient) !== restricted) {
+    throw new ApiProblem('forbidden', "a patient token can only write its own patient's plans", {
+      errors: [{ pointer, detail: `must be ${restricted}` }],
+      denied: true,
+    });
+  }
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -171,21 +196,54 @@ export class CarePlanService {
     return planFromFhir(source);
   }
 
+  /**
+   * The transaction with the Provenance of the write appended (who: the caller), validated like every outbound
+   * resource.
+   */
+  withProvenance(
+    bundle: Bundle,
+    context: PlanContext,
+    activity: 'CREATE' | 'UPDATE',
+    idempotencyTag?: string,
+  ): Bundle {
+    const caller = context.caller;
+    const result = withProvenance(bundle, {
+      activity,
+      agent: { clientId: caller?.clientId, display: callerDisplay(caller) },
+      recorded: new Date().toISOString(),
+      idempotencyTag,
+    });
+    const provenance = result.entry?.[result.entry.length - 1]?.resource as Provenance;
+    const issues = validateFhirResource(provenance, 'outbound');
+    if (issues.length) {
+      throw new ApiProblem('mapping-failed', 'the service produced a Provenance that fails validation', {
+        errors: issuesToErrors(issues),
+      });
+    }
+    return result;
+  }
+
   async create(plan: SharedCarePlan, context: CreateContext): Promise<StoredPlan & { replayed: boolean }> {
+    requireOwnPatient(context, plan.patient?.reference, '/patient/reference');
     const fresh = withActivityIds(withoutStoredIds(plan), this.newUuid);
     if (!context.idempotencyKey) {
       const bundle = this.toFhir(fresh, { revision: this.newUuid() });
-      const response = await this.send(bundle, context, false);
+      const response = await this.send(this.withProvenance(bundle, context, 'CREATE'), context, false);
       return { ...this.planFromTransaction(bundle, response), replayed: false };
     }
-    const keyHash = sha256(`${context.clientId ?? ''}\n${context.idempotencyKey}`);
+    const scope = context.caller ? idempotencyScope(context.caller) : (context.clientId ?? '');
+    const keyHash = sha256(`${scope}\n${context.idempotencyKey}`);
     const requestHash = sha256(canonicalJson(plan));
     for (let attempt = 0; ; attempt++) {
       const existing = await this.findByIdempotencyKey(keyHash, context);
       if (existing) return { ...(await this.replay(existing, requestHash, context)), replayed: true };
       const bundle = this.toFhir(fresh, { idempotency: { keyHash, requestHash }, revision: keyHash });
       try {
-        const response = await this.send(bundle, context, true);
+        const response = await this.send(
+          this.withProvenance(bundle, context, 'CREATE', `${keyHash}/provenance`),
+          context,
+          true,
+        );
         const stored = this.planFromTransaction(bundle, response);
         // 200 instead of 201: a concurrent request with the same key created the plan first.
         const createdNow = response.entry?.[0]?.response?.status?.startsWith('201') ?? true;
@@ -214,7 +272,7 @@ export class CarePlanService {
       | undefined;
   }
 
-  private async replay(carePlan: CarePlan, requestHash: string, context: CallContext): Promise<StoredPlan> {
+  private async replay(carePlan: CarePlan, requestHash: string, context: PlanContext): Promise<StoredPlan> {
     const original = carePlan.identifier?.find(
       (i: Identifier) => i.system === SYSTEM.idempotencyRequest,
     )?.value;
@@ -254,7 +312,7 @@ export class CarePlanService {
     const resources: Resource[] = [];
     (response.entry ?? []).forEach((entry: BundleEntry, index: number) => {
       const resource = entry.resource;
-      if (!resource) return;
+      if (!resource || resource.resourceType === 'Provenance') return;
       resources.push(resource);
       const requested = request.entry?.[index];
       if (requested?.fullUrl) byReference.set(requested.fullUrl, resource);
@@ -278,9 +336,11 @@ export class CarePlanService {
     return { plan, version: carePlan.meta?.versionId ?? '', resources };
   }
 
-  async read(id: string, context: CallContext): Promise<StoredPlan> {
+  async read(id: string, context: PlanContext): Promise<StoredPlan> {
     try {
       const { resource: carePlan } = await this.gateway.read<CarePlan>('CarePlan', id, context);
+      const restricted = context.caller?.patient;
+      if (restricted && subjectPatient(carePlan.subject?.reference) !== restricted) throw hiddenPlan();
       const references = [
         ...(carePlan.goal ?? []),
         ...(carePlan.careTeam ?? []),
@@ -407,7 +467,7 @@ export class CarePlanStore {
     id: string,
     next: SharedCarePlan,
     ifMatch: string | undefined,
-    context: CallContext,
+    context: PlanContext,
   ): Promise<StoredPlan> {
     const current = await this.service.read(id, context);
     return this.write(current, next, ifMatch, context);
@@ -418,7 +478,7 @@ export class CarePlanStore {
     id: string,
     ifMatch: string | undefined,
     change: (plan: SharedCarePlan) => SharedCarePlan,
-    context: CallContext,
+    context: PlanContext,
   ): Promise<StoredPlan> {
     const current = await this.service.read(id, context);
     requireVersion(current, ifMatch);
@@ -434,9 +494,10 @@ export class CarePlanStore {
     current: StoredPlan,
     next: SharedCarePlan,
     ifMatch: string | undefined,
-    context: CallContext,
+    context: PlanContext,
   ): Promise<StoredPlan> {
     requireVersion(current, ifMatch);
+    requireOwnPatient(context, next.patient?.reference, '/patient/reference');
     const id = current.plan.id as string;
     if (next.id !== undefined && next.id !== id) {
       throw new ApiProblem('unprocessable', `the body is plan "${next.id}", not "${id}"`, {
@@ -472,8 +533,9 @@ export class CarePlanStore {
       const before = previous.get(entry.request.url);
       return !before || !jsonEqual(content(before), content(entry.resource));
     });
+    const withProvenance = this.service.withProvenance(bundle, context, 'UPDATE');
     try {
-      const response = await this.gateway.transaction(bundle, { ...context, idempotent: false });
+      const response = await this.gateway.transaction(withProvenance, { ...context, idempotent: false });
       return this.service.storedFromTransaction(bundle, response, current.resources);
     } catch (error) {
       // A stale If-Match is a 412 (409 on HAPI, which reports version conflicts that way).
@@ -492,8 +554,15 @@ export class CarePlanStore {
     filters: SearchFilters,
     limit: number,
     cursor: string | undefined,
-    context: CallContext,
+    context: PlanContext,
   ): Promise<Page<StoredPlan>> {
+    const restricted = context.caller?.patient;
+    if (restricted && subjectPatient(filters.patient) !== restricted) {
+      throw new ApiProblem('forbidden', "a patient token can only search its own patient's plans", {
+        errors: [{ pointer: '/patient', detail: `must be ${restricted}`, in: 'query' }],
+        denied: true,
+      });
+    }
     const { carePlans, cursorAfter, hasMore } = await this.page(filters, limit, cursor, context, 0);
     const references = carePlans.flatMap((c) =>
       [...(c.goal ?? []), ...(c.careTeam ?? []), ...(c.supportingInfo ?? [])]
@@ -513,10 +582,24 @@ export class CarePlanStore {
   async changes(
     since: string | undefined,
     limit: number,
-    context: CallContext,
+    context: PlanContext,
     patient?: string,
   ): Promise<Page<ChangeItem>> {
-    const { carePlans, cursorAfter } = await this.page({ patient }, limit, since, context, this.settleMs);
+    // A patient-restricted caller's feed holds its patient's plans only.
+    const restricted = context.caller?.patient;
+    if (restricted && patient && subjectPatient(patient) !== restricted) {
+      throw new ApiProblem('forbidden', "a patient token can only follow its own patient's plans", {
+        denied: true,
+      });
+    }
+    const filter = restricted ?? patient;
+    const { carePlans, cursorAfter } = await this.page(
+      { patient: filter },
+      limit,
+      since,
+      context,
+      this.settleMs,
+    );
     return {
       items: carePlans.map((c) => ({
         id: c.id as string,
@@ -537,7 +620,7 @@ export class CarePlanStore {
     filters: SearchFilters,
     limit: number,
     cursor: string | undefined,
-    context: CallContext,
+    context: PlanContext,
     settleMs: number,
   ): Promise<{ carePlans: CarePlan[]; cursorAfter?: string; hasMore: boolean }> {
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
@@ -558,9 +641,12 @@ export class CarePlanStore {
     });
     // Writes that are still settling may yet commit with an earlier time: the feed waits until they cannot.
     const settledBefore = settleMs > 0 ? new Date(Date.now() - settleMs).toISOString() : undefined;
+    const restricted = context.caller?.patient;
     const all = (bundle.entry ?? [])
       .map((e) => e.resource as CarePlan)
       .filter((c) => c?.resourceType === 'CarePlan' && !!c.meta?.lastUpdated)
+      // Defence in depth: whatever the server's search did, a restricted caller sees its patient's plans only.
+      .filter((c) => !restricted || subjectPatient(c.subject?.reference) === restricted)
       .filter((c) => !(c.meta?.lastUpdated === position?.t && seen.has(c.id as string)))
       .filter((c) => !settledBefore || (c.meta?.lastUpdated as string) <= settledBefore);
     const carePlans = all.slice(0, limit);
@@ -573,18 +659,43 @@ export class CarePlanStore {
     return { carePlans, cursorAfter, hasMore: all.length > limit || serverHasMore };
   }
 
-  async history(id: string, context: CallContext): Promise<HistoryItem[]> {
-    const bundle = await this.gateway.history('CarePlan', id, context).catch((error) => {
+  /**
+   * The versions of a plan, newest first, each with who made it (changedBy) from the Provenance written in the same
+   * transaction (matched by the plan-revision both carry). A patient-restricted caller sees only the versions
+   * of its patient's plan; another patient's plan is absent (404).
+   */
+  async history(id: string, context: PlanContext): Promise<HistoryItem[]> {
+    const [bundle, provenance] = await Promise.all([
+      this.gateway.history('CarePlan', id, context),
+      this.gateway.search('Provenance', { target: `CarePlan/${id}`, _count: '1000' }, context),
+    ]).catch((error) => {
       throw problemFromFhirError(error);
     });
-    return (bundle.entry ?? [])
+    const changedBy = new Map<string, string>();
+    for (const entry of provenance.entry ?? []) {
+      const resource = entry.resource as Provenance | undefined;
+      if (resource?.resourceType !== 'Provenance') continue;
+      const revision = resource.extension?.find((e) => e.url === EXTENSION.planRevision)?.valueString;
+      const who = resource.agent?.[0]?.who;
+      const display = who?.display ?? who?.reference ?? who?.identifier?.value;
+      if (revision && display) changedBy.set(revision, display);
+    }
+    const restricted = context.caller?.patient;
+    const versions = (bundle.entry ?? [])
       .map((e) => e.resource as CarePlan | undefined)
       .filter((c): c is CarePlan => c?.resourceType === 'CarePlan')
-      .map((c) => ({
-        version: c.meta?.versionId as string,
-        ...(c.meta?.lastUpdated ? { lastUpdated: c.meta.lastUpdated } : {}),
-        status: c.status,
-      }))
+      .filter((c) => !restricted || subjectPatient(c.subject?.reference) === restricted);
+    if (restricted && versions.length === 0) throw hiddenPlan();
+    return versions
+      .map((c) => {
+        const by = changedBy.get(planRevision(c) ?? '');
+        return {
+          version: c.meta?.versionId as string,
+          ...(c.meta?.lastUpdated ? { lastUpdated: c.meta.lastUpdated } : {}),
+          status: c.status,
+          ...(by ? { changedBy: by } : {}),
+        };
+      })
       .sort((a, b) => ((a.lastUpdated ?? '') < (b.lastUpdated ?? '') ? 1 : -1));
   }
 }

@@ -24,6 +24,11 @@ export interface FhirGatewayOptions {
   maxRetries: number;
   /** Returns the Authorization header value for the FHIR server, if any. */
   authorization?: () => Promise<string | undefined>;
+  /**
+   * Called when the FHIR server answers 401 to a request sent with this Authorization value: the request is then
+   * sent once more with a fresh `authorization()` (e.g. after an access token was revoked or expired early).
+   */
+  onUnauthorized?: (authorization: string) => void | Promise<void>;
   /** Consecutive failures that open the circuit, and how long it stays open. */
   breakerThreshold?: number;
   breakerOpenMs?: number;
@@ -141,16 +146,25 @@ export class FhirGateway {
     try {
       // A signal per call: cockatiel links its timeout to it (a shared default signal collects listeners).
       return await policy.execute(async ({ signal }) => {
-        const headers: Record<string, string> = {};
-        if (context.requestId) headers['x-request-id'] = context.requestId;
-        const authorization = await this.options.authorization?.();
-        if (authorization) headers.authorization = authorization;
-        try {
-          const body = await send({ headers, signal });
-          const response = (body as unknown as Record<string, Response | undefined>)[RESPONSE_KEY];
-          return { body, headers: response?.headers, status: response?.status };
-        } catch (error) {
-          throw toFhirServerError(error, signal);
+        for (let renewed = false; ; renewed = true) {
+          const headers: Record<string, string> = {};
+          if (context.requestId) headers['x-request-id'] = context.requestId;
+          const authorization = await this.options.authorization?.();
+          if (authorization) headers.authorization = authorization;
+          try {
+            const body = await send({ headers, signal });
+            const response = (body as unknown as Record<string, Response | undefined>)[RESPONSE_KEY];
+            return { body, headers: response?.headers, status: response?.status };
+          } catch (error) {
+            const failure = toFhirServerError(error, signal);
+            // A 401 is refused before anything happens, so even a create may be sent again: once, with a new token.
+            const unauthorized = failure instanceof FhirServerError && failure.status === 401;
+            if (unauthorized && !renewed && authorization && this.options.onUnauthorized) {
+              await this.options.onUnauthorized(authorization);
+              continue;
+            }
+            throw failure;
+          }
         }
       }, new AbortController().signal);
     } catch (error) {

@@ -31,6 +31,53 @@ function addExamples(document: OpenApi): OpenApi {
   return document;
 }
 
+/** Operations anyone may call, also with AUTH_MODE=jwt (see src/plugins/auth.ts). */
+const PUBLIC_OPERATIONS = new Set(['/health/live', '/health/ready', '/fhir/{type}/{id}']);
+
+const problemAnswer = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+
+/**
+ * The bearer token security scheme (Swagger UI then offers "Authorize"), required by every operation but the
+ * public ones, which also answer 401, 403 and 429.
+ */
+function addSecurity(document: OpenApi): OpenApi {
+  const doc = document as OpenApi & { components?: Record<string, unknown>; security?: unknown };
+  doc.components = {
+    ...doc.components,
+    securitySchemes: {
+      bearerAuth: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description:
+          'An access token (JWT) from the configured issuer, with SMART on FHIR scopes on CarePlan: ' +
+          'system/CarePlan.cruds, user/CarePlan.rs, patient/CarePlan.rs (plus a patient claim), or the v1 forms ' +
+          '.read/.write/.*. Needed when the service runs with AUTH_MODE=jwt.',
+      },
+    },
+  };
+  doc.security = [{ bearerAuth: [] }];
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const operation of Object.values(item) as Record<string, unknown>[]) {
+      if (PUBLIC_OPERATIONS.has(path)) {
+        operation.security = [];
+        continue;
+      }
+      const responses = (operation.responses ?? {}) as Record<string, unknown>;
+      operation.responses = {
+        401: problemAnswer('No valid access token (missing, expired, wrong issuer/audience, bad signature).'),
+        403: problemAnswer("The token's scopes do not allow this operation."),
+        429: problemAnswer('Too many requests from this client; retry after Retry-After.'),
+        ...responses,
+      };
+    }
+  }
+  return doc;
+}
+
 export default fp(async function docs(app: FastifyInstance) {
   await app.register(swagger, {
     openapi: {
@@ -56,7 +103,7 @@ export default fp(async function docs(app: FastifyInstance) {
         typeof json.$id === 'string' ? json.$id : `schema-${index}`,
     },
     transformObject: (documentObject) =>
-      addExamples((documentObject as { openapiObject: OpenApi }).openapiObject) as never,
+      addSecurity(addExamples((documentObject as { openapiObject: OpenApi }).openapiObject)) as never,
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',

@@ -5,6 +5,7 @@ import type { Activity, Goal, SharedCarePlan } from '../care-plan/care-plan.js';
 import { planResourcesBundle, type StoredPlan } from '../care-plan/care-plan-service.js';
 import { ApiProblem } from '../errors.js';
 import { etagVersion } from '../fhir/gateway.js';
+import { callContext } from '../plugins/auth.js';
 import { planIdParams, problems } from './responses.js';
 
 const etagHeader = { ETag: { schema: { type: 'string' }, description: 'The plan version, W/"<version>".' } };
@@ -132,7 +133,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const stored = await app.carePlans.create(request.body, {
-        requestId: request.id,
+        ...callContext(request),
         idempotencyKey: request.headers['idempotency-key'],
       });
       if (stored.replayed) reply.header('idempotent-replayed', 'true');
@@ -183,9 +184,12 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const { patient, status, updatedSince, limit, cursor } = request.query;
-      const page = await app.carePlanStore.search({ patient, status, updatedSince }, limit, cursor, {
-        requestId: request.id,
-      });
+      const page = await app.carePlanStore.search(
+        { patient, status, updatedSince },
+        limit,
+        cursor,
+        callContext(request),
+      );
       return { items: page.items.map((s) => s.plan), next: page.next };
     },
   );
@@ -222,7 +226,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       },
     },
     async (request) =>
-      app.carePlanStore.changes(request.query.since, request.query.limit, { requestId: request.id }),
+      app.carePlanStore.changes(request.query.since, request.query.limit, callContext(request)),
   );
 
   app.get<{ Params: { id: string }; Headers: { 'if-none-match'?: string } }>(
@@ -250,7 +254,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const stored = await app.carePlans.read(request.params.id, { requestId: request.id });
+      const stored = await app.carePlans.read(request.params.id, callContext(request));
       const etag = `W/"${stored.version}"`;
       reply.header('etag', etag);
       const ifNoneMatch = request.headers['if-none-match'];
@@ -278,9 +282,12 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     async (request, reply) =>
       sendPlan(
         reply,
-        await app.carePlanStore.replace(request.params.id, request.body, ifMatchOf(request), {
-          requestId: request.id,
-        }),
+        await app.carePlanStore.replace(
+          request.params.id,
+          request.body,
+          ifMatchOf(request),
+          callContext(request),
+        ),
       ),
   );
 
@@ -304,9 +311,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           request.params.id,
           ifMatchOf(request),
           (plan) => ({ ...plan, status: request.query.status }),
-          {
-            requestId: request.id,
-          },
+          callContext(request),
         ),
       ),
   );
@@ -328,7 +333,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       },
     },
     async (request) => ({
-      items: await app.carePlanStore.history(request.params.id, { requestId: request.id }),
+      items: await app.carePlanStore.history(request.params.id, callContext(request)),
     }),
   );
 
@@ -350,7 +355,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         request.params.id,
         ifMatchOf(request),
         (plan) => ({ ...plan, goals: [...(plan.goals ?? []), goal] }),
-        { requestId: request.id },
+        callContext(request),
       );
       const added = stored.plan.goals?.[stored.plan.goals.length - 1];
       return sendPlan(
@@ -381,7 +386,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
             goals[index] = { ...goals[index], ...request.body } as Goal;
             return { ...plan, goals };
           },
-          { requestId: request.id },
+          callContext(request),
         ),
       ),
   );
@@ -396,7 +401,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           request.params.id,
           ifMatchOf(request),
           (plan) => withoutGoal(plan, findGoal(plan, request.params.goalId)),
-          { requestId: request.id },
+          callContext(request),
         ),
       ),
   );
@@ -419,7 +424,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         request.params.id,
         ifMatchOf(request),
         (plan) => ({ ...plan, activities: [...(plan.activities ?? []), activity as Activity] }),
-        { requestId: request.id },
+        callContext(request),
       );
       const added = stored.plan.activities?.[stored.plan.activities.length - 1];
       return sendPlan(
@@ -450,7 +455,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
             activities[index] = { ...activities[index], ...request.body } as Activity;
             return { ...plan, activities };
           },
-          { requestId: request.id },
+          callContext(request),
         ),
       ),
   );
@@ -470,7 +475,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
             const { activities: _a, ...rest } = plan;
             return activities.length ? { ...rest, activities } : rest;
           },
-          { requestId: request.id },
+          callContext(request),
         ),
       ),
   );

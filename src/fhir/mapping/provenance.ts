@@ -1,0 +1,95 @@
+// Who wrote a plan: a US Core Provenance added to the write's transaction Bundle, so the change and the record of
+// who made it commit together. Pure: no I/O; the time and ids come from the caller.
+import type { Bundle, BundleEntry, CarePlan, Provenance, Reference } from 'fhir/r4.js';
+import { EXTENSION, SYSTEM } from './codes.js';
+
+export const US_CORE_PROVENANCE = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance|6.1.0';
+/** The namespace of the OAuth client ids that identify callers in Provenance.agent.who. */
+export const OAUTH_CLIENT_SYSTEM = 'https://shared-care-plans.org/fhir/sid/oauth-client';
+const DATA_OPERATION = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation';
+const PARTICIPANT_TYPE = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type';
+
+/** Resource types of a plan's parts: the targets of its Provenance besides the CarePlan. */
+const PLAN_TYPES = new Set(['CarePlan', 'Goal', 'CareTeam', 'Observation', 'Condition']);
+
+export interface ProvenanceAgent {
+  /** The OAuth client of the caller, when known. */
+  clientId?: string;
+  /** Plain text naming the caller (client and user), shown as the plan history's changedBy. */
+  display: string;
+}
+
+export interface ProvenanceOptions {
+  activity: 'CREATE' | 'UPDATE';
+  agent: ProvenanceAgent;
+  /** When the change is recorded (an instant). */
+  recorded: string;
+  /** For an idempotent create: a tag that makes the Provenance conditional, so a retried transaction adds no second one. */
+  idempotencyTag?: string;
+}
+
+/** Provenance.agent.who: never a literal reference, which a server enforcing referential integrity could refuse. */
+export function agentReference(agent: ProvenanceAgent): Reference {
+  return {
+    ...(agent.clientId ? { identifier: { system: OAUTH_CLIENT_SYSTEM, value: agent.clientId } } : {}),
+    display: agent.display,
+  };
+}
+
+function entryReference(entry: BundleEntry): string | undefined {
+  if (!entry.resource || !PLAN_TYPES.has(entry.resource.resourceType)) return undefined;
+  if (entry.request?.method === 'POST') return entry.fullUrl;
+  if (entry.request?.method === 'PUT') return entry.request.url;
+  return undefined;
+}
+
+/** The plan-revision value of the CarePlan written by a transaction: it ties the Provenance to that version. */
+export function planRevision(carePlan: CarePlan | undefined): string | undefined {
+  return carePlan?.extension?.find((e) => e.url === EXTENSION.planRevision)?.valueString;
+}
+
+/**
+ * The transaction with a Provenance entry appended: target = the CarePlan (first) and every part the transaction
+ * creates or updates, agent = the caller (type author), activity CREATE or UPDATE, and the plan-revision of the
+ * CarePlan version it records, so a version of the plan can be matched to its Provenance.
+ */
+export function withProvenance(bundle: Bundle, options: ProvenanceOptions): Bundle {
+  const entries = bundle.entry ?? [];
+  const targets = entries.map(entryReference).filter((r): r is string => !!r);
+  const carePlan = entries.find((e) => e.resource?.resourceType === 'CarePlan')?.resource as
+    | CarePlan
+    | undefined;
+  const revision = planRevision(carePlan);
+  const provenance: Provenance = {
+    resourceType: 'Provenance',
+    meta: {
+      profile: [US_CORE_PROVENANCE],
+      ...(options.idempotencyTag
+        ? { tag: [{ system: SYSTEM.idempotencyKey, code: options.idempotencyTag }] }
+        : {}),
+    },
+    ...(revision ? { extension: [{ url: EXTENSION.planRevision, valueString: revision }] } : {}),
+    target: targets.map((reference) => ({ reference })),
+    recorded: options.recorded,
+    activity: {
+      coding: [{ system: DATA_OPERATION, code: options.activity, display: options.activity.toLowerCase() }],
+    },
+    agent: [
+      {
+        type: { coding: [{ system: PARTICIPANT_TYPE, code: 'author', display: 'Author' }] },
+        who: agentReference(options.agent),
+      },
+    ],
+  };
+  const entry: BundleEntry = {
+    resource: provenance,
+    request: {
+      method: 'POST',
+      url: 'Provenance',
+      ...(options.idempotencyTag
+        ? { ifNoneExist: `_tag=${SYSTEM.idempotencyKey}|${options.idempotencyTag}` }
+        : {}),
+    },
+  };
+  return { ...bundle, entry: [...entries, entry] };
+}

@@ -1,0 +1,58 @@
+// Security headers (helmet) and rate limiting per client.
+//
+// The Content-Security-Policy is strict (scripts and everything else from this origin only, nothing framed) and
+// still lets Swagger UI at /docs work: its scripts and style sheets are files served from here, and it sets
+// inline styles. Responses that bring their own policy (the printable plan page) replace this header.
+//
+// The rate limit counts requests per client: the verified token's client id, else (no or a bad token, or
+// AUTH_MODE=none) the IP address. The default, 6000 per minute, lets one integrator sync at 100 requests/s
+// while stopping a runaway loop; RATE_LIMIT_MAX=0 switches it off. Health probes are never limited.
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiProblem } from '../errors.js';
+
+export const CONTENT_SECURITY_POLICY = {
+  'default-src': ["'self'"],
+  'base-uri': ["'self'"],
+  'connect-src': ["'self'"],
+  'font-src': ["'self'", 'data:'],
+  'form-action': ["'self'"],
+  'frame-ancestors': ["'none'"],
+  'img-src': ["'self'", 'data:'],
+  'object-src': ["'none'"],
+  'script-src': ["'self'"],
+  'script-src-attr': ["'none'"],
+  'style-src': ["'self'", "'unsafe-inline'"],
+};
+
+export function rateLimitKey(request: FastifyRequest): string {
+  const clientId = request.caller?.kind === 'token' ? request.caller.clientId : undefined;
+  return clientId ? `client:${clientId}` : `ip:${request.ip}`;
+}
+
+export default fp(async function security(app: FastifyInstance) {
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY },
+  });
+
+  const { rateLimitMax: max, rateLimitWindowMs: timeWindow } = app.config;
+  if (max > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max,
+      timeWindow,
+      // A route-level onRequest hook: it runs after the auth plugin's onRequest hook has identified the caller.
+      keyGenerator: rateLimitKey,
+      allowList: (request) => request.routeOptions.url?.startsWith('/health/') ?? false,
+      errorResponseBuilder: (_request, context) =>
+        new ApiProblem(
+          'too-many-requests',
+          `more than ${context.max} requests in ${Math.round(timeWindow / 1000)} s from this client; retry after ${Math.ceil(context.ttl / 1000)} s`,
+          { headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) } },
+        ),
+    });
+  }
+});
