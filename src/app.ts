@@ -1,11 +1,18 @@
 // buildApp(config): the Fastify application with its plugins and routes. server.ts runs it; tests build it too.
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import { CarePlanService, CarePlanStore } from './care-plan/care-plan-service.js';
 import { FHIR_FORMATS } from './care-plan/formats.js';
 import type { Config } from './config.js';
-import { ApiProblem } from './errors.js';
+import { ApiProblem, PROBLEM_BASE, PROBLEM_TYPES, type ProblemType } from './errors.js';
 import { FhirGateway } from './fhir/gateway.js';
 import { SmartBackendAuth } from './fhir/smart-backend-auth.js';
 import { warmUpValidators } from './fhir/validation/index.js';
@@ -36,6 +43,33 @@ export function loggerOptions(
   config: Pick<Config, 'logLevel' | 'logFormat'>,
 ): FastifyServerOptions['logger'] {
   return pinoOptions(config) as FastifyServerOptions['logger'];
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a request line or headers over the size limit,
+ * malformed HTTP, a timeout) are answered as problems too, and logged without their raw bytes.
+ */
+function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [problemType, detail]: [ProblemType, string] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? ['headers-too-large', 'the request line and headers together exceed the size limit (16 KiB)']
+      : ['bad-request', 'the request is not well-formed HTTP'];
+  const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : PROBLEM_TYPES[problemType].status;
+  this.log.debug({ code: error.code, status }, 'client error');
+  if (socket.writable) {
+    const body = JSON.stringify({
+      type: `${PROBLEM_BASE}/${problemType}`,
+      title: PROBLEM_TYPES[problemType].title,
+      status,
+      detail: status === 408 ? 'the request took too long to arrive' : detail,
+    });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Bodies nesting deeper than this are refused (400) before anything walks them recursively. */
@@ -95,6 +129,16 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[0-9A-Fa-f-]{8,64}$/.test(given) ? given : randomUUID();
+    },
+    clientErrorHandler,
+    // A URL the router refuses (bad encoding, a path parameter over 100 characters) is a problem too.
+    frameworkErrors: (error, _request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const problem = new ApiProblem(
+        tooLong ? 'uri-too-long' : 'bad-request',
+        tooLong ? 'a path segment is longer than any id of this API' : 'the URL is not well-formed',
+      );
+      (reply as FastifyReply).code(problem.status).type('application/problem+json').send(problem.toProblem());
     },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
