@@ -214,7 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
     fhirBearerToken: fhirAuth === 'bearer' ? fhirBearerToken : undefined,
     ...(fhirSmart ? { fhirSmart } : {}),
     ...authConfig(env),
-    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 6000, 0, 10_000_000),
+    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 60_000, 0, 10_000_000),
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 50 * 1_048_576),
     changeFeedSettleMs: integer(env, 'CHANGE_FEED_SETTLE_MS', 1000, 0, 600_000),

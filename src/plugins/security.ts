@@ -5,8 +5,9 @@
 // inline styles. Responses that bring their own policy (the printable plan page) replace this header.
 //
 // The rate limit counts requests per client: the verified token's client id, else (no or a bad token, or
-// AUTH_MODE=none) the IP address. The default, 6000 per minute, lets one integrator sync at 100 requests/s
-// while stopping a runaway loop; RATE_LIMIT_MAX=0 switches it off. Health probes are never limited.
+// AUTH_MODE=none) the IP address. The default, 60,000 per minute, lets one integrator sync at several hundred
+// requests per second for minutes on end (more than one instance of this service writes to a FHIR server) and
+// still stops a runaway loop; RATE_LIMIT_MAX=0 switches it off. Health probes are never limited.
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
