@@ -23,6 +23,7 @@ import errors from './plugins/errors.js';
 import { carePlanSchemas } from './plugins/schemas.js';
 import security from './plugins/security.js';
 import carePlanRoutes from './routes/care-plans.js';
+import definitionRoutes from './routes/definitions.js';
 import healthRoutes from './routes/health.js';
 import operationRoutes from './routes/operations.js';
 
@@ -217,5 +218,6 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(healthRoutes);
   await app.register(carePlanRoutes);
   await app.register(operationRoutes);
+  await app.register(definitionRoutes);
   return app;
 }

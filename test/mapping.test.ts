@@ -329,3 +329,59 @@ t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
   const wrongChoice = await fromFhir(carePlan, '?carePlan=other');
   t.equal(wrongChoice.statusCode, 422);
 });
+
+t.test(
+  "the project's own definitions are valid FHIR, served, and describe what the mapping emits",
+  async (t) => {
+    const { projectDefinitions } = await import('../src/fhir/definitions.js');
+    const { validateFhirResource } = await import('../src/fhir/validation/index.js');
+    for (const [key, definition] of projectDefinitions) {
+      // The official R4 JSON schema (4.0.1) lists FHIR versions only up to 4.0.0 in its enum: a known defect of the
+      // published schema. 4.0.1 is the right value (HL7's own R4 4.0.1 definitions carry it).
+      const issues = validateFhirResource(definition, 'inbound').filter(
+        (i) =>
+          !(i.path === '/fhirVersion' && (definition as { fhirVersion?: string }).fhirVersion === '4.0.1'),
+      );
+      t.strictSame(issues, [], `${key}: official R4 schema`);
+      t.doesNotThrow(() => validateResource(definition as never), `${key}: Medplum`);
+    }
+    const decision = projectDefinitions.get('StructureDefinition/shared-decision') as {
+      url: string;
+      differential: { element: { id: string; sliceName?: string }[] };
+    };
+    const slices = new Set(decision.differential.element.filter((e) => e.sliceName).map((e) => e.sliceName));
+    const bundle = service.toFhir(examplePlan() as unknown as SharedCarePlan);
+    const carePlan = bundle.entry?.[0].resource as CarePlan;
+    const emittedDecision = carePlan.extension?.find((e) => e.url === decision.url);
+    t.ok(emittedDecision, 'the CarePlan carries the extension by its canonical URL');
+    for (const part of emittedDecision?.extension ?? []) {
+      t.ok(slices.has(part.url), `sub-extension ${part.url} is defined`);
+      for (const sub of part.extension ?? [])
+        t.ok(slices.has(sub.url), `sub-extension ${part.url}.${sub.url} is defined`);
+    }
+    const roles = projectDefinitions.get('CodeSystem/care-team-role') as { concept: { code: string }[] };
+    const team = bundle.entry?.find((e) => e.resource?.resourceType === 'CareTeam')?.resource as unknown as {
+      participant: { role: { coding: { system: string; code: string }[] }[] }[];
+    };
+    for (const participant of team.participant) {
+      const own = participant.role[0].coding.find((c) => c.system.endsWith('/CodeSystem/care-team-role'));
+      t.ok(
+        roles.concept.some((c) => c.code === own?.code),
+        `role ${own?.code} is in the CodeSystem`,
+      );
+    }
+
+    const { startTestService } = await import('./helpers/service.js');
+    const app = await startTestService();
+    t.teardown(() => app.close());
+    const served = await app.app.inject({ method: 'GET', url: '/fhir/StructureDefinition/shared-decision' });
+    t.equal(served.statusCode, 200);
+    t.match(served.headers['content-type'], /application\/fhir\+json/);
+    t.equal(served.json().url, 'https://shared-care-plans.org/fhir/StructureDefinition/shared-decision');
+    t.equal(
+      (await app.app.inject({ method: 'GET', url: '/fhir/CodeSystem/care-team-role' })).statusCode,
+      200,
+    );
+    t.equal((await app.app.inject({ method: 'GET', url: '/fhir/StructureDefinition/nope' })).statusCode, 404);
+  },
+);

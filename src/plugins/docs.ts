@@ -24,6 +24,21 @@ function addExamples(document: OpenApi): OpenApi {
       value: { patient: { reference: 'Patient/example' }, status: 'draft', intent: 'proposal' },
     },
   };
+  // OpenAPI 3.0 has no `dependencies`: express each as an equivalent allOf (the document only; validation of
+  // requests uses the schemas as they are).
+  const schemas = (document as { components?: { schemas?: Record<string, Record<string, unknown>> } })
+    .components?.schemas;
+  for (const schema of Object.values(schemas ?? {})) {
+    const dependencies = schema.dependencies as Record<string, string[]> | undefined;
+    if (!dependencies) continue;
+    delete schema.dependencies;
+    schema.allOf = [
+      ...((schema.allOf as unknown[]) ?? []),
+      ...Object.entries(dependencies).map(([key, needs]) => ({
+        anyOf: [{ not: { required: [key] } }, { required: [key, ...needs] }],
+      })),
+    ];
+  }
   for (const path of ['/care-plans', '/care-plans/$to-fhir']) {
     const content = document.paths?.[path]?.post?.requestBody?.content;
     for (const media of Object.values(content ?? {})) media.examples = examples;
@@ -96,6 +111,7 @@ export default fp(async function docs(app: FastifyInstance) {
         { name: 'mapping', description: 'The FHIR mapping, both ways, without storing anything' },
         { name: 'sync', description: 'Versions and the change feed, for services that keep plans in sync' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'definitions', description: "This project's FHIR extensions and code systems" },
       ],
     },
     refResolver: {

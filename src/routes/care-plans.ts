@@ -3,12 +3,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Activity, Goal, SharedCarePlan } from '../care-plan/care-plan.js';
 import { planResourcesBundle, type StoredPlan } from '../care-plan/care-plan-service.js';
+import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../care-plan/plan-page.js';
 import { ApiProblem } from '../errors.js';
 import { etagVersion } from '../fhir/gateway.js';
 import { callContext } from '../plugins/auth.js';
 import { planIdParams, problems } from './responses.js';
 
-const etagHeader = { ETag: { schema: { type: 'string' }, description: 'The plan version, W/"<version>".' } };
+const etagHeader = { ETag: { type: 'string', description: 'The plan version, W/"<version>".' } };
 const planResponse = (description: string, headers: Record<string, unknown> = etagHeader) => ({
   description,
   headers,
@@ -125,7 +126,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         response: {
           201: planResponse('Created (or, for a replayed Idempotency-Key, the plan created first).', {
             ...etagHeader,
-            Location: { schema: { type: 'string' }, description: '/care-plans/{id}' },
+            Location: { type: 'string', description: '/care-plans/{id}' },
           }),
           ...problems(400, 409, 413, 415, 422, 429, 500, 502, 503, 504),
         },
@@ -246,10 +247,17 @@ export default async function carePlanRoutes(app: FastifyInstance) {
             content: {
               'application/json': { schema: { $ref: 'SharedCarePlan#' } },
               'application/fhir+json': { schema: { $ref: 'FhirResource#' } },
+              'text/html': {
+                schema: {
+                  type: 'string',
+                  description:
+                    'The plan as a printable, plain-language page (when the client prefers text/html, as browsers do).',
+                },
+              },
             },
           },
-          304: { description: 'Not modified (If-None-Match matches the current ETag)' },
-          ...problems(404, 406, 502, 503, 504),
+          304: { type: 'null', description: 'Not modified (If-None-Match matches the current ETag)' },
+          ...problems(400, 404, 406, 502, 503, 504),
         },
       },
     },
@@ -260,6 +268,16 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       const ifNoneMatch = request.headers['if-none-match'];
       if (ifNoneMatch?.split(',').some((tag) => tag.trim() === '*' || etagVersion(tag) === stored.version)) {
         return reply.code(304).send();
+      }
+      reply.header('vary', 'Accept');
+      if (prefersHtml(request.headers.accept)) {
+        return reply
+          .type('text/html; charset=utf-8')
+          .header('content-security-policy', PLAN_PAGE_CSP)
+          .header('x-content-type-options', 'nosniff')
+          .header('referrer-policy', 'no-referrer')
+          .header('cache-control', 'private, no-cache')
+          .send(renderPlanPage(stored.plan));
       }
       const wanted = request.headers.accept ?? '*/*';
       if (/application\/fhir\+json/.test(wanted)) {
@@ -345,7 +363,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         body: { $ref: 'Goal#' },
         response: {
           201: planResponse('The plan with the new goal'),
-          ...problems(400, 404, 412, 422, 428, 502, 503, 504),
+          ...problems(400, 404, 412, 413, 415, 422, 428, 502, 503, 504),
         },
       }),
     },
@@ -414,7 +432,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         body: { $ref: 'Activity#' },
         response: {
           201: planResponse('The plan with the new activity'),
-          ...problems(400, 404, 412, 422, 428, 502, 503, 504),
+          ...problems(400, 404, 412, 413, 415, 422, 428, 502, 503, 504),
         },
       }),
     },
