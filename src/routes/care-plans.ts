@@ -95,7 +95,8 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     params: planIdParams,
     response: {
       200: planResponse('The plan after the change'),
-      ...problems(400, 404, 412, 422, 428, 502, 503, 504),
+      // Routes with a body can also meet the body limit and content-type checks.
+      ...problems(400, 404, 412, 422, 428, 502, 503, 504, ...('body' in extra ? ([413, 415] as const) : [])),
     },
     ...extra,
   });
@@ -346,7 +347,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
             description: 'Versions',
             content: { 'application/json': { schema: { $ref: 'PlanHistory#' } } },
           },
-          ...problems(404, 502, 503, 504),
+          ...problems(400, 404, 502, 503, 504),
         },
       },
     },

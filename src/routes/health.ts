@@ -7,7 +7,10 @@ export default async function healthRoutes(app: FastifyInstance) {
       schema: {
         tags: ['health'],
         summary: 'The process is up',
-        response: { 200: { type: 'object', properties: { status: { type: 'string' } } } },
+        response: {
+          200: { type: 'object', properties: { status: { type: 'string' } } },
+          503: { description: 'Shutting down', type: 'object', properties: { status: { type: 'string' } } },
+        },
       },
     },
     async () => ({ status: 'live' }),
