@@ -35,7 +35,14 @@ async function main() {
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down: finishing in-flight requests');
-    await app.close();
+    // Connections of requests that finish during the shutdown turn idle later than server.close() looks:
+    // keep closing idle keep-alive connections until the last request is done.
+    const closer = setInterval(() => app.server.closeIdleConnections(), 100);
+    try {
+      await app.close();
+    } finally {
+      clearInterval(closer);
+    }
   });
   await app.listen({ host: config.host, port: config.port });
   app.log.info(
