@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# npm run test:hapi — the integration tests that talk to "the FHIR server", run against a real HAPI FHIR JPA
-# server (R4, H2) built from Maven Central artifacts by test/hapi/. HAPI is stopped whatever the outcome.
+# npm run test:hapi — the integration tests that talk to "the FHIR server", run against the embedded FHIR server
+# and then against a real HAPI FHIR JPA server (R4, H2) built from Maven Central artifacts by test/hapi/; the two
+# runs must count the same number of tests. HAPI is stopped whatever the outcome.
 # Needs Java 17+, Maven 3.8+ and curl: apt-get install -y openjdk-17-jdk-headless maven curl
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 INTEGRATION_TESTS=(test/care-plans.test.ts test/sync.test.ts test/faults.test.ts)
 export HAPI_PORT="${HAPI_PORT:-8090}"
+mkdir -p test-output
 
 cleanup() { test/hapi/stop.sh >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+count_tests() { sed -n 's/^# { total: \([0-9]*\).*/\1/p' "$1" | tail -1; }
+
+echo "== the integration tests against the embedded FHIR server"
+npx tap --disable-coverage --jobs=1 "${INTEGRATION_TESTS[@]}" | tee test-output/integration-embedded.tap
+
+echo "== the same tests against HAPI FHIR"
 test/hapi/start.sh
 export TEST_FHIR_BASE_URL="http://127.0.0.1:${HAPI_PORT}/fhir"
-echo "Running ${#INTEGRATION_TESTS[@]} integration test files against HAPI at ${TEST_FHIR_BASE_URL}"
-npx tap --disable-coverage --jobs=1 "${INTEGRATION_TESTS[@]}"
+npx tap --disable-coverage --jobs=1 "${INTEGRATION_TESTS[@]}" | tee test-output/integration-hapi.tap
+
+embedded="$(count_tests test-output/integration-embedded.tap)"
+hapi="$(count_tests test-output/integration-hapi.tap)"
+echo "tests run: embedded FHIR server ${embedded}, HAPI FHIR ${hapi}"
+if [ -z "$embedded" ] || [ "$embedded" != "$hapi" ]; then
+  echo "test:hapi: the HAPI run did not count the same tests as the embedded run" >&2
+  exit 1
+fi

@@ -544,7 +544,10 @@ export class CarePlanStore {
         (error.kind === 'precondition-failed' || error.kind === 'conflict')
       ) {
         const latest = await this.service.read(id, context);
-        throw staleProblem(latest.version, 'the plan was changed by someone else; read it again');
+        if (latest.version !== current.version) {
+          throw staleProblem(latest.version, 'the plan was changed by someone else; read it again');
+        }
+        // Not a stale version: another conflict the FHIR server reported (its OperationOutcome says which).
       }
       throw problemFromFhirError(error);
     }

@@ -3,8 +3,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Activity, Goal, SharedCarePlan } from '../care-plan/care-plan.js';
 import { planResourcesBundle, type StoredPlan } from '../care-plan/care-plan-service.js';
+import { addPart, changePart, removePart } from '../care-plan/plan-edits.js';
 import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../care-plan/plan-page.js';
-import { ApiProblem } from '../errors.js';
 import { etagVersion } from '../fhir/gateway.js';
 import { callContext } from '../plugins/auth.js';
 import { planIdParams, problems } from './responses.js';
@@ -52,39 +52,6 @@ function sendPlan(reply: FastifyReply, stored: StoredPlan, status = 200) {
     .header('etag', `W/"${stored.version}"`)
     .type('application/json')
     .send(stored.plan);
-}
-
-function findGoal(plan: SharedCarePlan, goalId: string): number {
-  const index = (plan.goals ?? []).findIndex((g) => g.id === goalId || g.key === goalId);
-  if (index < 0) throw new ApiProblem('not-found', `the plan has no goal "${goalId}"`);
-  return index;
-}
-
-function findActivity(plan: SharedCarePlan, activityId: string): number {
-  const index = (plan.activities ?? []).findIndex((a) => a.id === activityId);
-  if (index < 0) throw new ApiProblem('not-found', `the plan has no activity "${activityId}"`);
-  return index;
-}
-
-/** Removes a goal and every link to it. */
-function withoutGoal(plan: SharedCarePlan, index: number): SharedCarePlan {
-  const goal = (plan.goals ?? [])[index];
-  const names = new Set([goal.key, goal.id].filter((n): n is string => !!n));
-  const unlink = <T extends { goals?: string[] }>(item: T): T => {
-    if (!item.goals) return item;
-    const goals = item.goals.filter((g) => !names.has(g));
-    const { goals: _g, ...rest } = item;
-    return (goals.length ? { ...rest, goals } : rest) as T;
-  };
-  const goals = (plan.goals ?? []).filter((_, i) => i !== index);
-  const { goals: _all, ...rest } = plan;
-  return {
-    ...rest,
-    ...(goals.length ? { goals } : {}),
-    ...(plan.activities ? { activities: plan.activities.map(unlink) } : {}),
-    ...(plan.barriers ? { barriers: plan.barriers.map(unlink) } : {}),
-    ...(plan.strengths ? { strengths: plan.strengths.map(unlink) } : {}),
-  };
 }
 
 export default async function carePlanRoutes(app: FastifyInstance) {
@@ -356,146 +323,80 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     }),
   );
 
-  // Goals: add, change (e.g. record progress), remove.
-  app.post<Versioned & { Body: Goal }>(
-    '/care-plans/:id/goals',
+  // Goals and activities: add, change (e.g. record a goal's progress), remove; each version-checked.
+  const parts = [
     {
-      schema: editSchema('Add a goal', {
-        body: { $ref: 'Goal#' },
-        response: {
-          201: planResponse('The plan with the new goal'),
-          ...problems(400, 404, 412, 413, 415, 422, 428, 502, 503, 504),
-        },
-      }),
+      part: 'goals',
+      param: 'goalId',
+      schema: 'Goal',
+      label: 'goal',
+      change: 'Change a goal (e.g. record progress: achievementStatus, lifecycleStatus)',
+      remove: 'Remove a goal (and the links to it)',
     },
-    async (request, reply) => {
-      const { id: _id, ...goal } = request.body;
-      const stored = await app.carePlanStore.edit(
-        request.params.id,
-        ifMatchOf(request),
-        (plan) => ({ ...plan, goals: [...(plan.goals ?? []), goal] }),
-        callContext(request),
-      );
-      const added = stored.plan.goals?.[stored.plan.goals.length - 1];
-      return sendPlan(
-        reply.header('location', `/care-plans/${stored.plan.id}/goals/${added?.id}`),
-        stored,
-        201,
-      );
-    },
-  );
-
-  app.patch<Versioned & { Params: { goalId: string }; Body: Partial<Goal> }>(
-    '/care-plans/:id/goals/:goalId',
     {
-      schema: editSchema('Change a goal (e.g. record progress: achievementStatus, lifecycleStatus)', {
-        params: partParams('goalId'),
-        body: { $ref: 'GoalPatch#' },
-      }),
+      part: 'activities',
+      param: 'activityId',
+      schema: 'Activity',
+      label: 'activity',
+      change: 'Change an activity',
+      remove: 'Remove an activity',
     },
-    async (request, reply) =>
-      sendPlan(
-        reply,
-        await app.carePlanStore.edit(
-          request.params.id,
-          ifMatchOf(request),
-          (plan) => {
-            const index = findGoal(plan, request.params.goalId);
-            const goals = [...(plan.goals ?? [])];
-            goals[index] = { ...goals[index], ...request.body } as Goal;
-            return { ...plan, goals };
+  ] as const;
+  for (const { part, param, schema, label, change, remove } of parts) {
+    type Named = Versioned & { Params: Record<typeof param, string> };
+    app.post<Versioned & { Body: Goal | Activity }>(
+      `/care-plans/:id/${part}`,
+      {
+        schema: editSchema(`Add ${label === 'activity' ? 'an' : 'a'} ${label}`, {
+          body: { $ref: `${schema}#` },
+          response: {
+            201: planResponse(`The plan with the new ${label}`),
+            ...problems(400, 404, 412, 413, 415, 422, 428, 502, 503, 504),
           },
-          callContext(request),
-        ),
-      ),
-  );
-
-  app.delete<Versioned & { Params: { goalId: string } }>(
-    '/care-plans/:id/goals/:goalId',
-    { schema: editSchema('Remove a goal (and the links to it)', { params: partParams('goalId') }) },
-    async (request, reply) =>
-      sendPlan(
-        reply,
-        await app.carePlanStore.edit(
+        }),
+      },
+      async (request, reply) => {
+        const stored = await app.carePlanStore.edit(
           request.params.id,
           ifMatchOf(request),
-          (plan) => withoutGoal(plan, findGoal(plan, request.params.goalId)),
+          (plan) => addPart(plan, part, request.body as never),
           callContext(request),
+        );
+        const added = stored.plan[part]?.at(-1);
+        return sendPlan(
+          reply.header('location', `/care-plans/${stored.plan.id}/${part}/${added?.id}`),
+          stored,
+          201,
+        );
+      },
+    );
+    app.patch<Named & { Body: Partial<Goal & Activity> }>(
+      `/care-plans/:id/${part}/:${param}`,
+      { schema: editSchema(change, { params: partParams(param), body: { $ref: `${schema}Patch#` } }) },
+      async (request, reply) =>
+        sendPlan(
+          reply,
+          await app.carePlanStore.edit(
+            request.params.id,
+            ifMatchOf(request),
+            (plan) => changePart(plan, part, request.params[param], request.body as never),
+            callContext(request),
+          ),
         ),
-      ),
-  );
-
-  // Activities: add, change, remove.
-  app.post<Versioned & { Body: Activity }>(
-    '/care-plans/:id/activities',
-    {
-      schema: editSchema('Add an activity', {
-        body: { $ref: 'Activity#' },
-        response: {
-          201: planResponse('The plan with the new activity'),
-          ...problems(400, 404, 412, 413, 415, 422, 428, 502, 503, 504),
-        },
-      }),
-    },
-    async (request, reply) => {
-      const { id: _id, ...activity } = request.body;
-      const stored = await app.carePlanStore.edit(
-        request.params.id,
-        ifMatchOf(request),
-        (plan) => ({ ...plan, activities: [...(plan.activities ?? []), activity as Activity] }),
-        callContext(request),
-      );
-      const added = stored.plan.activities?.[stored.plan.activities.length - 1];
-      return sendPlan(
-        reply.header('location', `/care-plans/${stored.plan.id}/activities/${added?.id}`),
-        stored,
-        201,
-      );
-    },
-  );
-
-  app.patch<Versioned & { Params: { activityId: string }; Body: Partial<Activity> }>(
-    '/care-plans/:id/activities/:activityId',
-    {
-      schema: editSchema('Change an activity', {
-        params: partParams('activityId'),
-        body: { $ref: 'ActivityPatch#' },
-      }),
-    },
-    async (request, reply) =>
-      sendPlan(
-        reply,
-        await app.carePlanStore.edit(
-          request.params.id,
-          ifMatchOf(request),
-          (plan) => {
-            const index = findActivity(plan, request.params.activityId);
-            const activities = [...(plan.activities ?? [])];
-            activities[index] = { ...activities[index], ...request.body } as Activity;
-            return { ...plan, activities };
-          },
-          callContext(request),
+    );
+    app.delete<Named>(
+      `/care-plans/:id/${part}/:${param}`,
+      { schema: editSchema(remove, { params: partParams(param) }) },
+      async (request, reply) =>
+        sendPlan(
+          reply,
+          await app.carePlanStore.edit(
+            request.params.id,
+            ifMatchOf(request),
+            (plan) => removePart(plan, part, request.params[param]),
+            callContext(request),
+          ),
         ),
-      ),
-  );
-
-  app.delete<Versioned & { Params: { activityId: string } }>(
-    '/care-plans/:id/activities/:activityId',
-    { schema: editSchema('Remove an activity', { params: partParams('activityId') }) },
-    async (request, reply) =>
-      sendPlan(
-        reply,
-        await app.carePlanStore.edit(
-          request.params.id,
-          ifMatchOf(request),
-          (plan) => {
-            const index = findActivity(plan, request.params.activityId);
-            const activities = (plan.activities ?? []).filter((_, i) => i !== index);
-            const { activities: _a, ...rest } = plan;
-            return activities.length ? { ...rest, activities } : rest;
-          },
-          callContext(request),
-        ),
-      ),
-  );
+    );
+  }
 }

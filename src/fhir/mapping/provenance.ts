@@ -9,9 +9,6 @@ export const OAUTH_CLIENT_SYSTEM = 'https://shared-care-plans.org/fhir/sid/oauth
 const DATA_OPERATION = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation';
 const PARTICIPANT_TYPE = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type';
 
-/** Resource types of a plan's parts: the targets of its Provenance besides the CarePlan. */
-const PLAN_TYPES = new Set(['CarePlan', 'Goal', 'CareTeam', 'Observation', 'Condition']);
-
 export interface ProvenanceAgent {
   /** The OAuth client of the caller, when known. */
   clientId?: string;
@@ -36,8 +33,12 @@ export function agentReference(agent: ProvenanceAgent): Reference {
   };
 }
 
+/**
+ * The Provenance targets the CarePlan only: its version covers every part of the plan (plan-revision), and a
+ * reference to a part would stop a server with referential integrity (HAPI) from ever deleting that part.
+ */
 function entryReference(entry: BundleEntry): string | undefined {
-  if (!entry.resource || !PLAN_TYPES.has(entry.resource.resourceType)) return undefined;
+  if (entry.resource?.resourceType !== 'CarePlan') return undefined;
   if (entry.request?.method === 'POST') return entry.fullUrl;
   if (entry.request?.method === 'PUT') return entry.request.url;
   return undefined;
@@ -49,8 +50,7 @@ export function planRevision(carePlan: CarePlan | undefined): string | undefined
 }
 
 /**
- * The transaction with a Provenance entry appended: target = the CarePlan (first) and every part the transaction
- * creates or updates, agent = the caller (type author), activity CREATE or UPDATE, and the plan-revision of the
+ * The transaction with a Provenance entry appended: target = the CarePlan, agent = the caller (type author), activity CREATE or UPDATE, and the plan-revision of the
  * CarePlan version it records, so a version of the plan can be matched to its Provenance.
  */
 export function withProvenance(bundle: Bundle, options: ProvenanceOptions): Bundle {
