@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
-const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/fhir-r4-external/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('./fixtures/fhir-r4-external/', import.meta.url));
 const GENERATED = fileURLToPath(new URL('../src/fhir/validation/generated/', import.meta.url));
 const fixturesRoot = process.env.FHIR_FIXTURES ?? FIXTURES;
 

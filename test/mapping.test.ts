@@ -16,7 +16,7 @@ import { validateFhirBundle } from '../src/fhir/validation/index.js';
 import { arbitraryPlan } from './helpers/plans.js';
 import { examplePlan } from './helpers/service.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'fhir-r4-external');
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'fhir-r4-external');
 loadFhirDefinitions();
 
 let counter = 0;
