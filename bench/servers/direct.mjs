@@ -1,0 +1,69 @@
+// Phase 2, the direct push: the least a server can do to get a plan onto the FHIR server. The transaction
+// Bundles of the benchmark's plan pool are built once at start-up exactly as CarePlanService.create() builds
+// them for a plain create (activity ids, toFhir with a fresh plan revision, the Provenance of the write
+// appended, all through the service's own methods); a request names its plan by the x-bench-plan header, its
+// JSON body is parsed (as the service must), and the precomputed Bundle is sent with fhir-kit-client straight
+// to the FHIR server (Prefer: return=representation, as the service asks). Answers 201 with the FHIR server's
+// transaction-response Bundle; any failure answers 502.
+// Env: PORT, FHIR_BASE_URL (required); PLAN_SIZE (default medium), POOL_SIZE (default 128), HOST,
+//      BENCH_DIST (the build to take the mapping from, default dist/), BENCH_CLIENT_ID (the Provenance agent).
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import Fastify from 'fastify';
+import { Client } from 'fhir-kit-client';
+import { generatePool } from '../plans.mjs';
+
+const dist = pathToFileURL(
+  resolve(process.env.BENCH_DIST || new URL('../../dist', import.meta.url).pathname),
+).href;
+const { CarePlanService } = await import(`${dist}/src/care-plan/care-plan-service.js`);
+
+const size = process.env.PLAN_SIZE || 'medium';
+const pool = generatePool(size, Number(process.env.POOL_SIZE || 128));
+const service = new CarePlanService(undefined, randomUUID);
+const clientId = process.env.BENCH_CLIENT_ID || 'bench-client';
+const context = { caller: { kind: 'token', clientId, subject: clientId, grants: [] } };
+// As CarePlanService.create() (generated plans carry no stored ids): new activities get an id.
+const withActivityIds = (plan) =>
+  plan.activities
+    ? {
+        ...plan,
+        activities: plan.activities.map((a) =>
+          a.id ? a : { id: `activity-${randomUUID().slice(0, 8)}`, ...a },
+        ),
+      }
+    : plan;
+const bundles = pool.map((plan) =>
+  service.withProvenance(
+    service.toFhir(withActivityIds(plan), { revision: randomUUID() }),
+    context,
+    'CREATE',
+  ),
+);
+
+const client = new Client({ baseUrl: process.env.FHIR_BASE_URL });
+const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+app.post('/care-plans', async (request, reply) => {
+  const index = Number(request.headers['x-bench-plan']);
+  const bundle = bundles[index];
+  if (!bundle || typeof request.body !== 'object')
+    return reply.code(400).send({ error: 'unknown x-bench-plan' });
+  try {
+    const response = await client.transaction({
+      body: bundle,
+      options: { headers: { prefer: 'return=representation' } },
+    });
+    return reply.code(201).send(response);
+  } catch (error) {
+    return reply.code(502).send({
+      error: String(error?.message ?? error),
+      status: error?.response?.status,
+      data: error?.response?.data,
+    });
+  }
+});
+app.get('/health/ready', async () => ({ status: 'ready' }));
+
+process.once('SIGTERM', () => app.close().then(() => process.exit(0)));
+await app.listen({ host: process.env.HOST || '127.0.0.1', port: Number(process.env.PORT) });
