@@ -164,7 +164,14 @@ export function tokenVerifier(config: AppConfig): (token: string) => Promise<Cal
     cooldownDuration: 30_000,
     cacheMaxAge: 10 * 60_000,
   });
+  // A token already verified is not verified again until it expires (at most 5 minutes): the signature check
+  // costs about as much CPU as a whole bare request. Keyed by the whole token, signature included.
+  const verified = new Map<string, { caller: Caller; until: number }>();
   return async (token) => {
+    const now = Date.now();
+    const hit = verified.get(token);
+    if (hit && hit.until > now) return hit.caller;
+    if (hit) verified.delete(token);
     try {
       const { payload } = await jwtVerify(token, jwks, {
         issuer: config.authIssuer,
@@ -173,7 +180,11 @@ export function tokenVerifier(config: AppConfig): (token: string) => Promise<Cal
         clockTolerance: config.authClockToleranceSeconds,
         requiredClaims: ['exp'],
       });
-      return callerFromPayload(payload);
+      const caller = callerFromPayload(payload);
+      const until = Math.min(now + 300_000, (payload.exp as number) * 1000);
+      if (verified.size >= 1000) verified.delete(verified.keys().next().value as string);
+      verified.set(token, { caller, until });
+      return caller;
     } catch (error) {
       const description = describeTokenError(error);
       if (description) throw unauthorized(description);

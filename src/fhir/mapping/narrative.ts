@@ -10,7 +10,10 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
  * they are: FHIR servers that re-serialise the XHTML (HAPI does) write them unescaped, and the narrative must
  * read back byte for byte to be recognised as the one this service generated.
  */
+const SPECIAL = /[&<>]/;
+
 export function escapeXhtml(text: string): string {
+  if (!SPECIAL.test(text)) return text; // most text has nothing to escape
   return text.replace(/[&<>]/g, (char) => ESCAPES[char] ?? char);
 }
 
