@@ -237,6 +237,7 @@ const fastSchema = structuredClone(schema);
   };
   d.Extension = {
     if: { propertyNames: { enum: COMMON_EXTENSION_KEYS } },
+    // biome-ignore lint/suspicious/noThenProperty: a JSON Schema if/then/else, not a thenable
     then: { $ref: '#/definitions/ExtensionCommon' },
     else: { $ref: '#/definitions/ExtensionAll' },
   };

@@ -8,6 +8,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyServerOptions,
+  LogController,
 } from 'fastify';
 import { CarePlanService, CarePlanStore } from './care-plan/care-plan-service.js';
 import { FHIR_FORMATS } from './care-plan/formats.js';
@@ -125,7 +126,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     bodyLimit: config.bodyLimitBytes,
     // One log line per request (written when it completes, below) instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // A caller's X-Request-Id is kept (and passed on to the FHIR server) only when it is a UUID or hex id: it is
     // logged on every line, so it must not be able to carry a name.
     requestIdHeader: false,
