@@ -8,11 +8,17 @@ import { fromRoot } from '../src/paths.js';
 const root = fromRoot();
 
 function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['dist/src/server.js'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Through `env -u`: the server's own code is covered by the in-process tests; tap's coverage hooks, which tap
+  // adds to every child process, are removed so that the built output does not count as code of its own.
+  const child = spawn(
+    'env',
+    ['-u', 'NODE_V8_COVERAGE', '-u', 'NODE_OPTIONS', process.execPath, 'dist/src/server.js'],
+    {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout.on('data', (chunk) => {
     output += chunk;
