@@ -78,6 +78,14 @@ export const WHAT_MATTERS_CATEGORY = {
   display: 'What Matters Most',
 } as const;
 
+/** The code of the "what matters to me" Observation, and of each personal value in it (this project's codes). */
+export const WHAT_MATTERS_CODE = {
+  coding: [{ system: SYSTEM.whatMattersComponent, code: 'what-matters', display: 'What matters to me' }],
+};
+export const PERSONAL_VALUE_CODE = {
+  coding: [{ system: SYSTEM.whatMattersComponent, code: 'value', display: 'Personal value' }],
+};
+
 export const STRENGTH_CODE = {
   system: SYSTEM.sdohTemporaryCodes,
   code: 'protective-factor',

@@ -37,12 +37,14 @@ import {
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
   OWN_IDENTIFIER_SYSTEMS,
+  PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
   ROLE_LABEL,
   STRENGTH_CODE,
   SYSTEM,
   WHAT_MATTERS_CATEGORY,
+  WHAT_MATTERS_CODE,
 } from './codes.js';
 import { carePlanNarrative } from './narrative.js';
 import {
@@ -682,20 +684,14 @@ function whatMattersFromFhir(
   id: string | undefined,
   patient: Reference,
 ): WhatMatters | undefined {
-  const code = {
-    coding: [{ system: SYSTEM.whatMattersComponent, code: 'what-matters', display: 'What matters to me' }],
-  };
-  if (!jsonEqual(observation.code, code) || !text(observation.valueString) || observation.status !== 'final')
-    return undefined;
+  if (!jsonEqual(observation.code, WHAT_MATTERS_CODE) || !text(observation.valueString)) return undefined;
+  if (observation.status !== 'final') return undefined;
   const rest = supportingRest(observation, patient);
   if (!takeIfEqual(rest, 'category', [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }])) return undefined;
-  const valueCode = {
-    coding: [{ system: SYSTEM.whatMattersComponent, code: 'value', display: 'Personal value' }],
-  };
   const values: string[] = [];
   if (Array.isArray(rest.component)) {
     const others = (observation.component ?? []).filter((c) => {
-      if (Object.keys(c).length === 2 && jsonEqual(c.code, valueCode) && text(c.valueString)) {
+      if (Object.keys(c).length === 2 && jsonEqual(c.code, PERSONAL_VALUE_CODE) && text(c.valueString)) {
         values.push(c.valueString as string);
         return false;
       }
@@ -832,34 +828,17 @@ function activityFromFhir(
     const detailRest: Obj = clone(detail) as unknown as Obj;
     model.status = detail.status;
     delete detailRest.status;
-    const code = wholeCodeableConcept(detail.code);
-    if (code) {
-      model.code = code;
-      delete detailRest.code;
-    }
-    const scheduled = wholePeriod(detail.scheduledPeriod);
-    if (scheduled) {
-      model.scheduled = scheduled;
-      delete detailRest.scheduledPeriod;
-    }
-    if (text(detail.scheduledString)) {
-      model.scheduledText = detail.scheduledString;
-      delete detailRest.scheduledString;
-    }
-    const performers = wholeReferences(detail.performer);
-    if (performers) {
-      model.performers = performers;
-      delete detailRest.performer;
-    }
-    if (text(detail.description)) {
-      model.description = detail.description;
-      delete detailRest.description;
-    }
-    const goals = goalLinks(detail.goal);
-    if (goals) {
-      model.goals = goals;
-      delete detailRest.goal;
-    }
+    const take = <T>(key: string, value: T | undefined, assign: (value: T) => void) => {
+      if (value === undefined) return;
+      assign(value);
+      delete detailRest[key];
+    };
+    take('code', wholeCodeableConcept(detail.code), (v) => (model.code = v));
+    take('scheduledPeriod', wholePeriod(detail.scheduledPeriod), (v) => (model.scheduled = v));
+    take('scheduledString', text(detail.scheduledString), (v) => (model.scheduledText = v));
+    take('performer', wholeReferences(detail.performer), (v) => (model.performers = v));
+    take('description', text(detail.description), (v) => (model.description = v));
+    take('goal', goalLinks(detail.goal), (v) => (model.goals = v));
     if (Object.keys(detailRest).length) rest.detail = detailRest as JsonObject;
     else delete rest.detail;
   }

@@ -35,6 +35,7 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
+  PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
   ROLE_LABEL,
@@ -42,6 +43,7 @@ import {
   STRENGTH_CODE,
   SYSTEM,
   WHAT_MATTERS_CATEGORY,
+  WHAT_MATTERS_CODE,
 } from './codes.js';
 import { carePlanNarrative } from './narrative.js';
 
@@ -376,17 +378,13 @@ function buildWhatMatters(
       identifier: identifier ? [identifier] : undefined,
       status: 'final',
       category: [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }],
-      code: {
-        coding: [
-          { system: SYSTEM.whatMattersComponent, code: 'what-matters', display: 'What matters to me' },
-        ],
-      },
+      code: structuredClone(WHAT_MATTERS_CODE),
       subject: patient,
       effectiveDateTime: whatMatters.recordedOn,
       performer: whatMatters.expressedBy ? [{ ...whatMatters.expressedBy }] : undefined,
       valueString: whatMatters.statement,
       component: (whatMatters.values ?? []).map((value) => ({
-        code: { coding: [{ system: SYSTEM.whatMattersComponent, code: 'value', display: 'Personal value' }] },
+        code: structuredClone(PERSONAL_VALUE_CODE),
         valueString: value,
       })),
     }) as Observation,
