@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { examplePlan } from './schemas.js';
+import { exampleFhirBundle, exampleFhirCarePlan, examplePlan } from './schemas.js';
 
 type OpenApi = {
   paths?: Record<
@@ -43,6 +43,19 @@ function addExamples(document: OpenApi): OpenApi {
     const content = document.paths?.[path]?.post?.requestBody?.content;
     for (const media of Object.values(content ?? {})) media.examples = examples;
   }
+  const fhirExamples = {
+    'pco-bundle': {
+      summary:
+        'A Bundle (collection) with a Person-Centered Outcomes CarePlan and the patient-expressed Goal it references',
+      value: exampleFhirBundle,
+    },
+    'contained-careplan': {
+      summary: 'An HL7 R4 example CarePlan with its Goal, CareTeam and Condition contained',
+      value: exampleFhirCarePlan,
+    },
+  };
+  const fromFhir = document.paths?.['/care-plans/$from-fhir']?.post?.requestBody?.content;
+  for (const media of Object.values(fromFhir ?? {})) media.examples = fhirExamples;
   return document;
 }
 

@@ -21,9 +21,11 @@ function rewriteRefs(value: unknown): unknown {
 }
 
 const source = JSON.parse(readFileSync(fromRoot('schemas', 'care-plan.schema.json'), 'utf8')) as Schema;
-export const examplePlan = JSON.parse(
-  readFileSync(fromRoot('schemas', 'examples', 'patient-led-plan.json'), 'utf8'),
-);
+const example = (name: string) => JSON.parse(readFileSync(fromRoot('schemas', 'examples', name), 'utf8'));
+export const examplePlan = example('patient-led-plan.json');
+/** FHIR written by others, for $from-fhir: resources from the PCO and HL7 R4 examples, unchanged. */
+export const exampleFhirBundle = example('from-fhir-pco-bundle.json');
+export const exampleFhirCarePlan = example('from-fhir-contained-careplan.json');
 
 const {
   definitions,
