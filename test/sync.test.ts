@@ -8,7 +8,7 @@ let service: TestService;
 t.before(async () => {
   // A short settle window: on servers that commit concurrent transactions out of time order (HAPI), changes
   // younger than this are held back so none is skipped.
-  service = await startTestService({ CHANGE_FEED_SETTLE_MS: '400' });
+  service = await startTestService({ CHANGE_FEED_SETTLE_MS: '1000' });
 });
 t.teardown(() => service.close());
 
@@ -415,7 +415,7 @@ t.test('a consumer of the change feed ends with exactly the plans and versions o
       if (!page.body?.next) pagesWithoutNext++;
       cursor = page.body?.next;
       if (!page.body?.items.length) {
-        if (!writing && Date.now() - writersDoneAt > 600) return;
+        if (!writing && Date.now() - writersDoneAt > 1500) return;
         await new Promise((r) => setTimeout(r, 5));
       }
     }
