@@ -9,8 +9,10 @@ import { EXTENSION, OWN_IDENTIFIER_SYSTEMS, SYSTEM } from '../fhir/mapping/codes
 import {
   type FhirPlanSource,
   PlanSourceError,
+  partReferencesOf,
   planFromFhir,
   planSourceFromFhir,
+  resolverFor,
 } from '../fhir/mapping/from-fhir.js';
 import { planRevision, withProvenance } from '../fhir/mapping/provenance.js';
 import { planToTransaction, type ToFhirOptions } from '../fhir/mapping/to-fhir.js';
@@ -293,20 +295,16 @@ export class CarePlanService {
     }
   }
 
-  /** The stored plan, from the transaction's answer (no second round trip). */
-  storedFromTransaction(request: Bundle, response: Bundle, previous: Resource[] = []): StoredPlan {
-    return this.planFromTransaction(request, response, previous);
-  }
-
   /** A stored plan from its CarePlan and the resources it references (found by Type/id). */
-  storedFrom(carePlan: CarePlan, found: Map<string, Resource>): StoredPlan {
-    const parts = [...(carePlan.goal ?? []), ...(carePlan.careTeam ?? []), ...(carePlan.supportingInfo ?? [])]
-      .map((r) => (r.reference ? found.get(r.reference) : undefined))
+  storedFrom(carePlan: CarePlan, found: ReadonlyMap<string, Resource>): StoredPlan {
+    const parts = partReferencesOf(carePlan)
+      .map((reference) => found.get(reference))
       .filter((r): r is Resource => !!r);
     return this.stored(carePlan, found, [carePlan, ...parts]);
   }
 
-  private planFromTransaction(request: Bundle, response: Bundle, previous: Resource[] = []): StoredPlan {
+  /** The stored plan, from the transaction's answer (no second round trip). */
+  planFromTransaction(request: Bundle, response: Bundle, previous: Resource[] = []): StoredPlan {
     const byReference = new Map<string, Resource>();
     for (const resource of previous) byReference.set(`${resource.resourceType}/${resource.id}`, resource);
     const resources: Resource[] = [];
@@ -325,11 +323,14 @@ export class CarePlanService {
     return this.stored(carePlan, byReference, resources);
   }
 
-  private stored(carePlan: CarePlan, byReference: Map<string, Resource>, resources: Resource[]): StoredPlan {
+  private stored(
+    carePlan: CarePlan,
+    byReference: ReadonlyMap<string, Resource>,
+    resources: Resource[],
+  ): StoredPlan {
+    const lookup = resolverFor(carePlan, byReference);
     const resolve = (reference: string) => {
-      if (reference.startsWith('#')) return carePlan.contained?.find((r) => r.id === reference.slice(1));
-      const relative = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/.*)?$/.exec(reference);
-      const found = byReference.get(reference) ?? (relative ? byReference.get(relative[1]) : undefined);
+      const found = lookup(reference);
       return found && withoutServerStamp(found);
     };
     const plan = planFromFhir({ carePlan: withoutServerStamp(carePlan), resolve });
@@ -341,15 +342,8 @@ export class CarePlanService {
       const { resource: carePlan } = await this.gateway.read<CarePlan>('CarePlan', id, context);
       const restricted = context.caller?.patient;
       if (restricted && subjectPatient(carePlan.subject?.reference) !== restricted) throw hiddenPlan();
-      const references = [
-        ...(carePlan.goal ?? []),
-        ...(carePlan.careTeam ?? []),
-        ...(carePlan.supportingInfo ?? []),
-      ]
-        .map((r) => r.reference)
-        .filter((r): r is string => !!r && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(r));
-      const found = await this.gateway.readMany(references, context);
-      return this.stored(carePlan, found, [carePlan, ...found.values()]);
+      const found = await this.gateway.readMany(partReferencesOf(carePlan), context);
+      return this.storedFrom(carePlan, found);
     } catch (error) {
       throw problemFromFhirError(error);
     }
@@ -470,7 +464,8 @@ export class CarePlanStore {
     context: PlanContext,
   ): Promise<StoredPlan> {
     const current = await this.service.read(id, context);
-    return this.write(current, next, ifMatch, context);
+    requireVersion(current, ifMatch);
+    return this.write(current, next, context);
   }
 
   /** Read, change, write: the small edits (goals, activities, ending a plan) all go through here. */
@@ -487,16 +482,11 @@ export class CarePlanStore {
     if (errors.length) {
       throw new ApiProblem('unprocessable', 'after this change the plan would not be valid', { errors });
     }
-    return this.write(current, changed, ifMatch, context);
+    return this.write(current, changed, context);
   }
 
-  private async write(
-    current: StoredPlan,
-    next: SharedCarePlan,
-    ifMatch: string | undefined,
-    context: PlanContext,
-  ): Promise<StoredPlan> {
-    requireVersion(current, ifMatch);
+  /** Writes `next` over `current` in one transaction conditional on its version (If-Match checked by the caller). */
+  private async write(current: StoredPlan, next: SharedCarePlan, context: PlanContext): Promise<StoredPlan> {
     requireOwnPatient(context, next.patient?.reference, '/patient/reference');
     const id = current.plan.id as string;
     if (next.id !== undefined && next.id !== id) {
@@ -536,7 +526,7 @@ export class CarePlanStore {
     const withProvenance = this.service.withProvenance(bundle, context, 'UPDATE');
     try {
       const response = await this.gateway.transaction(withProvenance, { ...context, idempotent: false });
-      return this.service.storedFromTransaction(bundle, response, current.resources);
+      return this.service.planFromTransaction(bundle, response, current.resources);
     } catch (error) {
       // A stale If-Match is a 412 (409 on HAPI, which reports version conflicts that way).
       if (
@@ -567,12 +557,7 @@ export class CarePlanStore {
       });
     }
     const { carePlans, cursorAfter, hasMore } = await this.page(filters, limit, cursor, context, 0);
-    const references = carePlans.flatMap((c) =>
-      [...(c.goal ?? []), ...(c.careTeam ?? []), ...(c.supportingInfo ?? [])]
-        .map((r) => r.reference)
-        .filter((r): r is string => !!r && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(r)),
-    );
-    const found = await this.gateway.readMany(references, context).catch((error) => {
+    const found = await this.gateway.readMany(carePlans.flatMap(partReferencesOf), context).catch((error) => {
       throw problemFromFhirError(error);
     });
     return {

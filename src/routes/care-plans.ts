@@ -55,6 +55,9 @@ function sendPlan(reply: FastifyReply, stored: StoredPlan, status = 200) {
 }
 
 export default async function carePlanRoutes(app: FastifyInstance) {
+  /** Reads the plan, applies one change, and writes it back conditional on If-Match. */
+  const edit = (request: FastifyRequest<Versioned>, change: (plan: SharedCarePlan) => SharedCarePlan) =>
+    app.carePlanStore.edit(request.params.id, ifMatchOf(request), change, callContext(request));
   const editSchema = (summary: string, extra: Record<string, unknown> = {}) => ({
     tags: ['care plans'],
     summary,
@@ -291,15 +294,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       }),
     },
     async (request, reply) =>
-      sendPlan(
-        reply,
-        await app.carePlanStore.edit(
-          request.params.id,
-          ifMatchOf(request),
-          (plan) => ({ ...plan, status: request.query.status }),
-          callContext(request),
-        ),
-      ),
+      sendPlan(reply, await edit(request, (plan) => ({ ...plan, status: request.query.status }))),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -356,12 +351,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         }),
       },
       async (request, reply) => {
-        const stored = await app.carePlanStore.edit(
-          request.params.id,
-          ifMatchOf(request),
-          (plan) => addPart(plan, part, request.body as never),
-          callContext(request),
-        );
+        const stored = await edit(request, (plan) => addPart(plan, part, request.body as never));
         const added = stored.plan[part]?.at(-1);
         return sendPlan(
           reply.header('location', `/care-plans/${stored.plan.id}/${part}/${added?.id}`),
@@ -376,27 +366,14 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       async (request, reply) =>
         sendPlan(
           reply,
-          await app.carePlanStore.edit(
-            request.params.id,
-            ifMatchOf(request),
-            (plan) => changePart(plan, part, request.params[param], request.body as never),
-            callContext(request),
-          ),
+          await edit(request, (plan) => changePart(plan, part, request.params[param], request.body as never)),
         ),
     );
     app.delete<Named>(
       `/care-plans/:id/${part}/:${param}`,
       { schema: editSchema(remove, { params: partParams(param) }) },
       async (request, reply) =>
-        sendPlan(
-          reply,
-          await app.carePlanStore.edit(
-            request.params.id,
-            ifMatchOf(request),
-            (plan) => removePart(plan, part, request.params[param]),
-            callContext(request),
-          ),
-        ),
+        sendPlan(reply, await edit(request, (plan) => removePart(plan, part, request.params[param]))),
     );
   }
 }

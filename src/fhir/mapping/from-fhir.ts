@@ -78,7 +78,7 @@ export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPl
     if (carePlanId && carePlan.id !== carePlanId) {
       throw new PlanSourceError(`the CarePlan's id is not "${carePlanId}"`);
     }
-    return { carePlan, resolve: containedResolver(carePlan, () => undefined) };
+    return { carePlan, resolve: resolverFor(carePlan, new Map()) };
   }
   if (input.resourceType !== 'Bundle') {
     throw new PlanSourceError(`expected a CarePlan or a Bundle, got ${input.resourceType}`);
@@ -116,13 +116,7 @@ export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPl
     );
   }
   const carePlan = chosen[0].carePlan;
-  const fromBundle = (reference: string): Resource | undefined => {
-    const direct = index.get(reference);
-    if (direct) return direct;
-    const relative = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/.*)?$/.exec(reference);
-    return relative ? index.get(relative[1]) : undefined;
-  };
-  return { carePlan, resolve: containedResolver(carePlan, fromBundle) };
+  return { carePlan, resolve: resolverFor(carePlan, index) };
 }
 
 /**
@@ -155,11 +149,27 @@ export function resolveBundleReferences(bundle: Bundle): Bundle {
   };
 }
 
-function containedResolver(carePlan: CarePlan, next: (reference: string) => Resource | undefined) {
+const RELATIVE_REFERENCE = /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/.*)?$/;
+
+/**
+ * Resolves the references of a CarePlan: contained ones (#id) in the CarePlan, others in `index` (keyed by
+ * fullUrl and by Type/id), also when written as an absolute or versioned URL.
+ */
+export function resolverFor(carePlan: CarePlan, index: ReadonlyMap<string, Resource>) {
   return (reference: string): Resource | undefined => {
     if (reference.startsWith('#')) return carePlan.contained?.find((r) => r.id === reference.slice(1));
-    return next(reference);
+    const direct = index.get(reference);
+    if (direct) return direct;
+    const relative = RELATIVE_REFERENCE.exec(reference);
+    return relative ? index.get(relative[1]) : undefined;
   };
+}
+
+/** The references (Type/id) of the stored resources a CarePlan is made of: its goals, care team, supporting info. */
+export function partReferencesOf(carePlan: CarePlan): string[] {
+  return [...(carePlan.goal ?? []), ...(carePlan.careTeam ?? []), ...(carePlan.supportingInfo ?? [])]
+    .map((r) => r.reference)
+    .filter((r): r is string => !!r && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(r));
 }
 
 // ---------- small helpers over JSON ----------
@@ -168,6 +178,21 @@ type Obj = Record<string, unknown>;
 const clone = <T>(value: T): T => structuredClone(value);
 const text = (value: unknown): string | undefined =>
   typeof value === 'string' && /\S/.test(value) ? value : undefined;
+
+/**
+ * A code of one of the mapping's own tables, taken from `rest[key]` only when that CodeableConcept is exactly
+ * what the mapping builds for the code (otherwise it stays carried as it is).
+ */
+function takeOwnCode<C extends string>(
+  rest: Obj,
+  key: string,
+  labels: Record<C, string>,
+  build: (code: C) => FhirCodeableConcept,
+): C | undefined {
+  const code = (rest[key] as FhirCodeableConcept | undefined)?.coding?.[0]?.code;
+  if (!code || !(code in labels)) return undefined;
+  return takeIfEqual(rest, key, build(code as C)) ? (code as C) : undefined;
+}
 
 /** Removes `key` from `rest` when it equals `expected`; reports whether it did. */
 function takeIfEqual(rest: Obj, key: string, expected: unknown): boolean {
@@ -504,22 +529,10 @@ function goalFromFhir(resource: FhirGoal, id: string | undefined, patient: Refer
     goal.expressedBy = expressedBy;
     delete rest.expressedBy;
   }
-  const achievement = resource.achievementStatus?.coding?.[0]?.code as Goal['achievementStatus'];
-  if (
-    achievement &&
-    achievement in ACHIEVEMENT_DISPLAY &&
-    takeIfEqual(rest, 'achievementStatus', GOAL_ACHIEVEMENT(achievement))
-  ) {
-    goal.achievementStatus = achievement;
-  }
-  const priority = resource.priority?.coding?.[0]?.code as Goal['priority'];
-  if (
-    priority &&
-    priority in GOAL_PRIORITY_DISPLAY &&
-    takeIfEqual(rest, 'priority', GOAL_PRIORITY(priority))
-  ) {
-    goal.priority = priority;
-  }
+  const achievement = takeOwnCode(rest, 'achievementStatus', ACHIEVEMENT_DISPLAY, GOAL_ACHIEVEMENT);
+  if (achievement) goal.achievementStatus = achievement;
+  const priority = takeOwnCode(rest, 'priority', GOAL_PRIORITY_DISPLAY, GOAL_PRIORITY);
+  if (priority) goal.priority = priority;
   if (typeof resource.startDate === 'string') {
     goal.startDate = resource.startDate;
     delete rest.startDate;
@@ -679,6 +692,22 @@ function takePerformer(rest: Obj): Reference | undefined {
   return performer;
 }
 
+/**
+ * What every Observation of the patient's own words holds (what matters, preferences): the words
+ * (valueString), when (effectiveDateTime), who said it (one performer), and the remainder to carry.
+ */
+function statementFromFhir(observation: Observation, id: string | undefined, rest: Obj) {
+  const statement: { statement: string; id?: string; recordedOn?: string; expressedBy?: Reference } = {
+    statement: observation.valueString as string,
+  };
+  if (id) statement.id = id;
+  if (typeof observation.effectiveDateTime === 'string') statement.recordedOn = observation.effectiveDateTime;
+  const performer = takePerformer(rest);
+  if (performer) statement.expressedBy = performer;
+  const unmapped = finish(rest, ['resourceType', 'id', 'status', 'code', 'valueString', 'effectiveDateTime']);
+  return unmapped ? { ...statement, unmappedFhir: unmapped } : statement;
+}
+
 function whatMattersFromFhir(
   observation: Observation,
   id: string | undefined,
@@ -700,15 +729,8 @@ function whatMattersFromFhir(
     if (others.length) rest.component = others as unknown as Json;
     else delete rest.component;
   }
-  const whatMatters: WhatMatters = { statement: observation.valueString as string };
-  if (id) whatMatters.id = id;
+  const whatMatters: WhatMatters = statementFromFhir(observation, id, rest);
   if (values.length) whatMatters.values = values;
-  if (typeof observation.effectiveDateTime === 'string')
-    whatMatters.recordedOn = observation.effectiveDateTime;
-  const performer = takePerformer(rest);
-  if (performer) whatMatters.expressedBy = performer;
-  const unmapped = finish(rest, ['resourceType', 'id', 'status', 'code', 'valueString', 'effectiveDateTime']);
-  if (unmapped) whatMatters.unmappedFhir = unmapped;
   return whatMatters;
 }
 
@@ -726,15 +748,7 @@ function preferenceFromFhir(
     patient,
     kind === 'care-experience' ? PROFILE.careExperiencePreference : PROFILE.treatmentInterventionPreference,
   );
-  const preference: Preference = { kind, statement: observation.valueString as string };
-  if (id) preference.id = id;
-  if (typeof observation.effectiveDateTime === 'string')
-    preference.recordedOn = observation.effectiveDateTime;
-  const performer = takePerformer(rest);
-  if (performer) preference.expressedBy = performer;
-  const unmapped = finish(rest, ['resourceType', 'id', 'status', 'code', 'valueString', 'effectiveDateTime']);
-  if (unmapped) preference.unmappedFhir = unmapped;
-  return preference;
+  return { kind, ...statementFromFhir(observation, id, rest) };
 }
 
 function barrierFromFhir(

@@ -365,32 +365,49 @@ function buildGoal(goal: Goal, p: Placement, patient: FhirReference, identifier?
   return profiled(resource, PROFILE.goal, goal.unmappedFhir);
 }
 
+/**
+ * What every Observation of the patient's own words holds (what matters, preferences): the words as
+ * valueString, when they were said, and who said them.
+ */
+function statementObservation(
+  said: Pick<Preference, 'statement' | 'recordedOn' | 'expressedBy'>,
+  p: Placement,
+  patient: FhirReference,
+  identifier: Identifier | undefined,
+  coded: Pick<Observation, 'code'> & Partial<Observation>,
+): Observation {
+  return compact({
+    resourceType: 'Observation',
+    id: p.id,
+    identifier: identifier ? [identifier] : undefined,
+    status: 'final',
+    subject: patient,
+    effectiveDateTime: said.recordedOn,
+    performer: said.expressedBy ? [{ ...said.expressedBy }] : undefined,
+    valueString: said.statement,
+    ...coded,
+  }) as Observation;
+}
+
 function buildWhatMatters(
   whatMatters: WhatMatters,
   p: Placement,
   patient: FhirReference,
   identifier?: Identifier,
 ): Observation {
-  return profiled<Observation>(
-    compact({
-      resourceType: 'Observation',
-      id: p.id,
-      identifier: identifier ? [identifier] : undefined,
-      status: 'final',
-      category: [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }],
-      code: structuredClone(WHAT_MATTERS_CODE),
-      subject: patient,
-      effectiveDateTime: whatMatters.recordedOn,
-      performer: whatMatters.expressedBy ? [{ ...whatMatters.expressedBy }] : undefined,
-      valueString: whatMatters.statement,
-      component: (whatMatters.values ?? []).map((value) => ({
-        code: structuredClone(PERSONAL_VALUE_CODE),
-        valueString: value,
-      })),
-    }) as Observation,
-    undefined,
-    whatMatters.unmappedFhir,
-  );
+  const observation = statementObservation(whatMatters, p, patient, identifier, {
+    category: [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }],
+    code: structuredClone(WHAT_MATTERS_CODE),
+    ...(whatMatters.values?.length
+      ? {
+          component: whatMatters.values.map((value) => ({
+            code: structuredClone(PERSONAL_VALUE_CODE),
+            valueString: value,
+          })),
+        }
+      : {}),
+  });
+  return profiled(observation, undefined, whatMatters.unmappedFhir);
 }
 
 function buildPreference(
@@ -399,23 +416,14 @@ function buildPreference(
   patient: FhirReference,
   identifier?: Identifier,
 ): Observation {
-  return profiled<Observation>(
-    compact({
-      resourceType: 'Observation',
-      id: p.id,
-      identifier: identifier ? [identifier] : undefined,
-      status: 'final',
-      code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
-      subject: patient,
-      effectiveDateTime: preference.recordedOn,
-      performer: preference.expressedBy ? [{ ...preference.expressedBy }] : undefined,
-      valueString: preference.statement,
-    }) as Observation,
+  const observation = statementObservation(preference, p, patient, identifier, {
+    code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
+  });
+  const profile =
     preference.kind === 'care-experience'
       ? PROFILE.careExperiencePreference
-      : PROFILE.treatmentInterventionPreference,
-    preference.unmappedFhir,
-  );
+      : PROFILE.treatmentInterventionPreference;
+  return profiled(observation, profile, preference.unmappedFhir);
 }
 
 function buildBarrier(
