@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
+import type { SharedCarePlan } from './care-plan/care-plan.js';
 import { CarePlanService, CarePlanStore } from './care-plan/care-plan-service.js';
 import { FHIR_FORMATS } from './care-plan/formats.js';
 import type { Config } from './config.js';
@@ -21,7 +22,7 @@ import { loggerOptions as pinoOptions } from './logging.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
-import { carePlanSchemas } from './plugins/schemas.js';
+import { carePlanSchemas, examplePlan } from './plugins/schemas.js';
 import security from './plugins/security.js';
 import carePlanRoutes from './routes/care-plans.js';
 import definitionRoutes from './routes/definitions.js';
@@ -79,12 +80,19 @@ export const MAX_JSON_DEPTH = 100;
 
 /** True when a parsed JSON value nests deeper than `max` (iterative: a hostile body cannot exhaust the stack). */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length) {
-    const [item, depth] = stack.pop() as [unknown, number];
+  // Two parallel stacks instead of one of [item, depth] pairs: this runs on every body, and allocates nothing per node.
+  const items: object[] = [value as object];
+  const depths: number[] = [1];
+  while (items.length) {
+    const item = items.pop() as Record<string, unknown>;
+    const depth = depths.pop() as number;
     if (depth > max) return true;
-    for (const child of Object.values(item as object)) {
-      if (child && typeof child === 'object') stack.push([child, depth + 1]);
+    for (const key in item) {
+      const child = item[key];
+      if (child && typeof child === 'object') {
+        items.push(child);
+        depths.push(depth + 1);
+      }
     }
   }
   return false;
@@ -114,6 +122,19 @@ function parameterValidator(): Ajv {
   });
   for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
   return ajv;
+}
+
+/** How long start-up spends running the mapping before the first request (see warmUpMapping). */
+const MAPPING_WARM_UP_MS = 100;
+
+/**
+ * Maps and validates the documented example plan for MAPPING_WARM_UP_MS before the app is ready, so that V8 has
+ * optimised the mapping and the validators before the first request. Measured (bench/README.md): without it, on a
+ * stream of similar plans, V8 can settle on code that maps and validates a medium plan about 1.7x slower.
+ */
+function warmUpMapping(carePlans: CarePlanService): void {
+  const until = performance.now() + MAPPING_WARM_UP_MS;
+  while (performance.now() < until) JSON.stringify(carePlans.toFhir(examplePlan as SharedCarePlan));
 }
 
 export interface BuildOptions {
@@ -194,6 +215,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   app.decorate('fhir', gateway);
   const carePlans = new CarePlanService(gateway);
   app.decorate('carePlans', carePlans);
+  warmUpMapping(carePlans);
   const planSchema = bodies.getSchema('SharedCarePlan#');
   app.decorate(
     'carePlanStore',

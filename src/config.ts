@@ -44,6 +44,11 @@ export interface Config {
   changeFeedSettleMs: number;
   /** Where the embedded FHIR server listens (port 0 = any free port). */
   embeddedFhirPort: number;
+  /**
+   * How much V8 lets the old generation grow past the live heap before the next full collection, in percent
+   * (V8's --heap-growing-percent); 0 = V8's own heuristic. See server.ts.
+   */
+  heapGrowthPercent: number;
 }
 
 export class ConfigError extends Error {}
@@ -219,5 +224,6 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 50 * 1_048_576),
     changeFeedSettleMs: integer(env, 'CHANGE_FEED_SETTLE_MS', 1000, 0, 600_000),
     embeddedFhirPort: integer(env, 'EMBEDDED_FHIR_PORT', 0, 0, 65535),
+    heapGrowthPercent: integer(env, 'HEAP_GROWTH_PERCENT', 30, 0, 300),
   };
 }

@@ -284,6 +284,27 @@ t.test('the body limit answers 413', async (t) => {
   t.match(reply.json(), { type: 'https://shared-care-plans.org/problems/payload-too-large' });
 });
 
+t.test('a body nesting deeper than 100 levels is refused before anything walks it', async (t) => {
+  const { MAX_JSON_DEPTH, nestsDeeperThan } = await import('../src/app.js');
+  const nest = (levels: number): unknown => {
+    let value: unknown = 'x';
+    for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { a: value };
+    return value;
+  };
+  t.equal(nestsDeeperThan(nest(MAX_JSON_DEPTH), MAX_JSON_DEPTH), false, 'exactly the limit passes');
+  t.equal(nestsDeeperThan(nest(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH), true, 'one level more does not');
+  t.equal(nestsDeeperThan({ a: [1, { b: null }], c: {} }, 3), false);
+  const plan = examplePlan() as Record<string, unknown>;
+  const deep = await service.app.inject({
+    method: 'POST',
+    url: '/care-plans/$to-fhir',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ ...plan, unmappedFhir: { carePlan: { extension: [nest(150)] } } }),
+  });
+  t.equal(deep.statusCode, 400);
+  t.match(deep.json(), { detail: /nests deeper than 100 levels/ });
+});
+
 t.test('health: live always, ready when the FHIR server answers', async (t) => {
   t.equal((await service.app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200);
   t.equal((await service.app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200);

@@ -89,6 +89,7 @@ t.test('a bad configuration stops the process with a message naming the variable
     ['PORT', 'eighty'],
     ['LOG_LEVEL', 'loud'],
     ['FHIR_BASE_URL', 'not a url'],
+    ['HEAP_GROWTH_PERCENT', '-5'],
   ]) {
     const server = startServer({ [name]: value });
     const code = await server.exited;
