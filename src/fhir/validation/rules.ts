@@ -247,14 +247,13 @@ function impossibleDate(value: string): boolean {
 
 const MAX_DEPTH = 128;
 
-function walk(node: Json, path: string[], report: ReportFn, depth: number): void {
+function walk(node: Json, path: PathTokens, report: ReportFn, depth: number): void {
   if (depth > MAX_DEPTH) {
     report(pointer(path), `nesting deeper than ${MAX_DEPTH} levels`, 'fhir-r4-schema');
     return;
   }
-  const keys = Object.keys(node);
-  for (let k = 0; k < keys.length; k++) {
-    const key = keys[k];
+  // for...in (own enumerable keys of plain JSON objects) allocates no key array: this runs on every element.
+  for (const key in node) {
     const value = node[key];
     if (typeof value === 'string') {
       if (value.length >= 10 && isDateKey(key) && impossibleDate(value)) dateIssue(path, key, value, report);
@@ -268,7 +267,7 @@ function walk(node: Json, path: string[], report: ReportFn, depth: number): void
               dateIssue(path, `${key}/${i}`, item, report);
             }
           } else if (isObject(item) && typeof item.resourceType !== 'string') {
-            path.push(key, String(i));
+            path.push(key, i);
             if (isExt) checkExtension(item, path, report);
             walk(item, path, report, depth + 1);
             path.pop();
@@ -284,10 +283,13 @@ function walk(node: Json, path: string[], report: ReportFn, depth: number): void
   }
 }
 
-const pointer = (path: string[]): string =>
-  path.length === 0 ? '' : `/${path.map(escapePointer).join('/')}`;
+/** A JSON pointer under construction: keys, and array indexes as numbers (turned into text only on an issue). */
+type PathTokens = (string | number)[];
 
-function dateIssue(path: string[], key: string, value: string, report: ReportFn): void {
+const pointer = (path: PathTokens): string =>
+  path.length === 0 ? '' : `/${path.map((token) => escapePointer(String(token))).join('/')}`;
+
+function dateIssue(path: PathTokens, key: string, value: string, report: ReportFn): void {
   report(`${pointer(path)}/${key}`, `'${value}' is not a real calendar date`, 'fhir-r4-date');
 }
 
@@ -296,7 +298,7 @@ function dateIssue(path: string[], key: string, value: string, report: ReportFn)
  * - Extension.url is 1..1 (R4 Extension definition); the schema does not require it.
  * - ext-1: "Must have either extensions or value[x], not both" (extension.exists() != value.exists()).
  */
-function checkExtension(ext: Json, path: string[], report: ReportFn): void {
+function checkExtension(ext: Json, path: PathTokens, report: ReportFn): void {
   if (typeof ext.url !== 'string') {
     report(`${pointer(path)}/url`, 'Extension.url is required (1..1)', 'fhir-r4-cardinality');
   }
