@@ -11,6 +11,7 @@ import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
 import { CarePlanService } from '../src/care-plan/care-plan-service.js';
 import { loadFhirDefinitions } from '../src/fhir/embedded/definitions.js';
 import type { FhirGateway } from '../src/fhir/gateway.js';
+import { cloneJson } from '../src/fhir/mapping/carry.js';
 import { planSourceFromFhir, resolveBundleReferences } from '../src/fhir/mapping/from-fhir.js';
 import { validateFhirBundle } from '../src/fhir/validation/index.js';
 import { arbitraryPlan } from './helpers/plans.js';
@@ -178,6 +179,25 @@ t.test('every external fixture survives FHIR -> plan -> FHIR with every element'
   );
   // The inputs themselves must be the untouched fixtures (resolution works on a copy).
   t.equal(inputResources(all[0].input).length > 0, true);
+});
+
+t.test('cloneJson copies JSON deeply, and a __proto__ member stays data', async (t) => {
+  fc.assert(
+    fc.property(fc.jsonValue(), (value) => {
+      const copy = cloneJson(value);
+      t.strictSame(copy, value);
+      return JSON.stringify(copy) === JSON.stringify(value);
+    }),
+    { numRuns: 200 },
+  );
+  const original = JSON.parse('{"a":{"b":[1,{"c":"x"}]},"__proto__":{"polluted":true}}');
+  const copy = cloneJson(original);
+  t.not(copy.a, original.a, 'nested objects are new');
+  copy.a.b[1].c = 'changed';
+  t.equal(original.a.b[1].c, 'x', 'changing the copy leaves the original alone');
+  t.equal(Object.getPrototypeOf(copy), Object.prototype, 'the prototype is untouched');
+  t.same(Object.getOwnPropertyDescriptor(copy, '__proto__')?.value, { polluted: true });
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'nothing reached Object.prototype');
 });
 
 t.test('plan -> FHIR -> plan is the identity for the rich example', async (t) => {

@@ -4,7 +4,7 @@ import type { Bundle, BundleEntry, CarePlan, Identifier, Provenance, Resource } 
 import { type Caller, callerDisplay, idempotencyScope, subjectPatient } from '../auth/caller.js';
 import { ApiProblem } from '../errors.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
-import { jsonEqual } from '../fhir/mapping/carry.js';
+import { cloneJson, jsonEqual } from '../fhir/mapping/carry.js';
 import { EXTENSION, OWN_IDENTIFIER_SYSTEMS, SYSTEM } from '../fhir/mapping/codes.js';
 import {
   type FhirPlanSource,
@@ -477,7 +477,7 @@ export class CarePlanStore {
   ): Promise<StoredPlan> {
     const current = await this.service.read(id, context);
     requireVersion(current, ifMatch);
-    const changed = change(structuredClone(current.plan));
+    const changed = change(cloneJson(current.plan));
     const errors = this.checkSchema(changed);
     if (errors.length) {
       throw new ApiProblem('unprocessable', 'after this change the plan would not be valid', { errors });

@@ -26,6 +26,26 @@ export function mergeCarried<T extends object>(built: T, carried: Record<string,
   return result as T;
 }
 
+/**
+ * A deep copy of a JSON value (what JSON.parse produces: objects, arrays, strings, numbers, booleans, null).
+ * About 8x faster than structuredClone here, which a read pays once per resource part. A `__proto__` key, which
+ * a FHIR server's JSON may hold as an ordinary member, stays an own property (never the copy's prototype).
+ */
+export function cloneJson<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(cloneJson) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const key in value) {
+    const item = cloneJson((value as Record<string, unknown>)[key]);
+    if (key === '__proto__') {
+      Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });
+    } else {
+      copy[key] = item;
+    }
+  }
+  return copy as T;
+}
+
 /** Structural equality of JSON values (key order ignored). */
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;

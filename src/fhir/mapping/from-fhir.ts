@@ -29,7 +29,7 @@ import type {
   Strength,
   WhatMatters,
 } from '../../care-plan/care-plan.js';
-import { compact, isPlainObject, type Json, type JsonObject, jsonEqual } from './carry.js';
+import { cloneJson, compact, isPlainObject, type Json, type JsonObject, jsonEqual } from './carry.js';
 import {
   ACHIEVEMENT_DISPLAY,
   BARRIER_CODE,
@@ -175,7 +175,6 @@ export function partReferencesOf(carePlan: CarePlan): string[] {
 // ---------- small helpers over JSON ----------
 
 type Obj = Record<string, unknown>;
-const clone = <T>(value: T): T => structuredClone(value);
 const text = (value: unknown): string | undefined =>
   typeof value === 'string' && /\S/.test(value) ? value : undefined;
 
@@ -257,21 +256,21 @@ function wholeCodeableConcept(value: unknown): CodeableConcept | undefined {
     );
     if (!codingOk) return undefined;
   }
-  return clone(value) as CodeableConcept;
+  return cloneJson(value) as CodeableConcept;
 }
 
 const PERIOD_KEYS = new Set(['start', 'end']);
 function wholePeriod(value: unknown): { start?: string; end?: string } | undefined {
   if (!isPlainObject(value) || !Object.keys(value).length) return undefined;
   return Object.entries(value).every(([k, v]) => PERIOD_KEYS.has(k) && typeof v === 'string')
-    ? (clone(value) as { start?: string; end?: string })
+    ? (cloneJson(value) as { start?: string; end?: string })
     : undefined;
 }
 
 const QUANTITY_KEYS = new Set(['value', 'comparator', 'unit', 'system', 'code']);
 function wholeQuantity(value: unknown): Obj | undefined {
   if (!isPlainObject(value) || !Object.keys(value).length) return undefined;
-  return Object.keys(value).every((k) => QUANTITY_KEYS.has(k)) ? clone(value) : undefined;
+  return Object.keys(value).every((k) => QUANTITY_KEYS.has(k)) ? cloneJson(value) : undefined;
 }
 
 /** Moves the subject out of `rest` when it is the plan's patient; keeps any difference. */
@@ -337,7 +336,7 @@ function finish(rest: Obj, consumed: string[]): JsonObject | undefined {
 
 export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
   const carePlan = source.carePlan;
-  const rest: Obj = clone(carePlan) as unknown as Obj;
+  const rest: Obj = cloneJson(carePlan) as unknown as Obj;
   const patientSplit = splitReference(carePlan.subject);
   const patient: Reference = patientSplit.model ?? {};
   if (patientSplit.rest) rest.subject = patientSplit.rest;
@@ -505,7 +504,7 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
 }
 
 function goalFromFhir(resource: FhirGoal, id: string | undefined, patient: Reference): Goal {
-  const rest: Obj = clone(resource) as unknown as Obj;
+  const rest: Obj = cloneJson(resource) as unknown as Obj;
   takeMeta(rest, PROFILE.goal);
   const key = takeIdentifiers(rest);
   const description: Goal['description'] = {};
@@ -624,7 +623,7 @@ function decisionFromExtension(extension: Extension): SharedDecision | undefined
 }
 
 function careTeamFromFhir(resource: FhirCareTeam, id: string | undefined, patient: Reference): CareTeam {
-  const rest: Obj = clone(resource) as unknown as Obj;
+  const rest: Obj = cloneJson(resource) as unknown as Obj;
   takeMeta(rest, PROFILE.careTeam);
   takeIdentifiers(rest);
   const members: CareTeamMember[] = [];
@@ -635,7 +634,7 @@ function careTeamFromFhir(resource: FhirCareTeam, id: string | undefined, patien
       carriedParticipants.push(participant as unknown as Json);
       continue;
     }
-    const participantRest: Obj = clone(participant) as unknown as Obj;
+    const participantRest: Obj = cloneJson(participant) as unknown as Obj;
     const member: CareTeamMember = { member: memberSplit.model };
     if (memberSplit.rest) participantRest.member = memberSplit.rest;
     else delete participantRest.member;
@@ -678,7 +677,7 @@ function roleFromFhir(
 
 /** Common part of the Observations and Conditions the plan maps: status, subject, meta, identifiers. */
 function supportingRest(resource: Resource, patient: Reference, profile?: string): Obj {
-  const rest: Obj = clone(resource) as unknown as Obj;
+  const rest: Obj = cloneJson(resource) as unknown as Obj;
   takeMeta(rest, profile);
   takeIdentifiers(rest);
   takeSubject(rest, 'subject', patient);
@@ -823,7 +822,7 @@ function activityFromFhir(
   activity: CarePlanActivity,
   goalLinks: (refs: unknown) => string[] | undefined,
 ): Activity {
-  const rest: Obj = clone(activity) as unknown as Obj;
+  const rest: Obj = cloneJson(activity) as unknown as Obj;
   const model: Activity = {};
   if (typeof activity.id === 'string' && /^[A-Za-z0-9\-.]{1,64}$/.test(activity.id)) {
     model.id = activity.id;
@@ -839,7 +838,7 @@ function activityFromFhir(
   }
   const detail = activity.detail;
   if (detail && !model.reference) {
-    const detailRest: Obj = clone(detail) as unknown as Obj;
+    const detailRest: Obj = cloneJson(detail) as unknown as Obj;
     model.status = detail.status;
     delete detailRest.status;
     const take = <T>(key: string, value: T | undefined, assign: (value: T) => void) => {

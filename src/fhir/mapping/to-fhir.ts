@@ -28,7 +28,7 @@ import type {
   Strength,
   WhatMatters,
 } from '../../care-plan/care-plan.js';
-import { compact, mergeCarried } from './carry.js';
+import { cloneJson, compact, mergeCarried } from './carry.js';
 import {
   ACHIEVEMENT_DISPLAY,
   BARRIER_CODE,
@@ -397,11 +397,11 @@ function buildWhatMatters(
 ): Observation {
   const observation = statementObservation(whatMatters, p, patient, identifier, {
     category: [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }],
-    code: structuredClone(WHAT_MATTERS_CODE),
+    code: cloneJson(WHAT_MATTERS_CODE),
     ...(whatMatters.values?.length
       ? {
           component: whatMatters.values.map((value) => ({
-            code: structuredClone(PERSONAL_VALUE_CODE),
+            code: cloneJson(PERSONAL_VALUE_CODE),
             valueString: value,
           })),
         }
