@@ -99,9 +99,14 @@ t.test('every route is documented with a summary, tags and named schemas', async
   ]) {
     t.ok(documented.has(name), `${name} is in the document`);
   }
+  const operationIds = new Set<string>();
   for (const { name, operation } of operations(served)) {
     t.ok(operation.summary?.trim(), `${name} has a summary`);
     t.ok(operation.tags?.length, `${name} has a tag`);
+    // Client generators name their methods after operationId: present, a JS identifier, and unique.
+    t.match(operation.operationId ?? '', /^[a-z][A-Za-z]+$/, `${name} has an operationId`);
+    t.notOk(operationIds.has(operation.operationId ?? ''), `${name}: operationId is unique`);
+    operationIds.add(operation.operationId ?? '');
   }
   const names = Object.keys(served.components.schemas);
   t.ok(

@@ -76,6 +76,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['care plans'],
+        operationId: 'createCarePlan',
         summary: 'Create a shared-decision care plan',
         description:
           'Validates the plan, maps it to a FHIR R4 transaction Bundle (CarePlan, Goals, CareTeam, Observations, Conditions), ' +
@@ -120,6 +121,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['care plans'],
+        operationId: 'searchCarePlans',
         summary: "Search a patient's plans",
         description: 'Plans of one patient, oldest change first, with cursor paging (the cursor is opaque).',
         querystring: {
@@ -171,6 +173,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['sync'],
+        operationId: 'listCarePlanChanges',
         summary: 'The change feed: new versions of plans, oldest first',
         description:
           'Start without `since` to read from the beginning; resume with the `next` cursor of the last answer. ' +
@@ -206,6 +209,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['care plans'],
+        operationId: 'readCarePlan',
         summary: 'Read a care plan',
         description:
           'Reads the CarePlan and the resources it references from the FHIR server and returns the plan. ' +
@@ -262,6 +266,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     '/care-plans/:id',
     {
       schema: editSchema('Replace a plan (version-checked)', {
+        operationId: 'replaceCarePlan',
         description:
           'The body is the plan as GET returned it, edited. Goals, team, activities and the rest are updated in one ' +
           'transaction with the CarePlan: a conflict or failure changes nothing. Parts left out are removed.',
@@ -284,6 +289,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     '/care-plans/:id',
     {
       schema: editSchema('End a plan (revoked, or entered-in-error); its history stays', {
+        operationId: 'endCarePlan',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -302,6 +308,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['sync'],
+        operationId: 'readCarePlanHistory',
         summary: 'The versions of a plan, newest first',
         params: planIdParams,
         response: {
@@ -325,6 +332,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       param: 'goalId',
       schema: 'Goal',
       label: 'goal',
+      name: 'Goal',
       change: 'Change a goal (e.g. record progress: achievementStatus, lifecycleStatus)',
       remove: 'Remove a goal (and the links to it)',
     },
@@ -333,16 +341,18 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       param: 'activityId',
       schema: 'Activity',
       label: 'activity',
+      name: 'Activity',
       change: 'Change an activity',
       remove: 'Remove an activity',
     },
   ] as const;
-  for (const { part, param, schema, label, change, remove } of parts) {
+  for (const { part, param, schema, label, name, change, remove } of parts) {
     type Named = Versioned & { Params: Record<typeof param, string> };
     app.post<Versioned & { Body: Goal | Activity }>(
       `/care-plans/:id/${part}`,
       {
         schema: editSchema(`Add ${label === 'activity' ? 'an' : 'a'} ${label}`, {
+          operationId: `add${name}`,
           body: { $ref: `${schema}#` },
           response: {
             201: planResponse(`The plan with the new ${label}`),
@@ -362,7 +372,13 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     );
     app.patch<Named & { Body: Partial<Goal & Activity> }>(
       `/care-plans/:id/${part}/:${param}`,
-      { schema: editSchema(change, { params: partParams(param), body: { $ref: `${schema}Patch#` } }) },
+      {
+        schema: editSchema(change, {
+          operationId: `change${name}`,
+          params: partParams(param),
+          body: { $ref: `${schema}Patch#` },
+        }),
+      },
       async (request, reply) =>
         sendPlan(
           reply,
@@ -371,7 +387,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     );
     app.delete<Named>(
       `/care-plans/:id/${part}/:${param}`,
-      { schema: editSchema(remove, { params: partParams(param) }) },
+      { schema: editSchema(remove, { operationId: `remove${name}`, params: partParams(param) }) },
       async (request, reply) =>
         sendPlan(reply, await edit(request, (plan) => removePart(plan, part, request.params[param]))),
     );

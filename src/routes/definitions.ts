@@ -10,6 +10,7 @@ export default async function definitionRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['definitions'],
+        operationId: 'readFhirDefinition',
         summary: "This project's FHIR definitions (extension StructureDefinitions, CodeSystems)",
         description:
           'E.g. /fhir/StructureDefinition/shared-decision, the extension that carries shared decisions on a CarePlan, ' +

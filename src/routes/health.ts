@@ -6,6 +6,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['health'],
+        operationId: 'checkLive',
         summary: 'The process is up',
         response: {
           200: { type: 'object', properties: { status: { type: 'string' } } },
@@ -20,6 +21,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['health'],
+        operationId: 'checkReady',
         summary: 'Ready to serve: the FHIR server answers',
         response: {
           200: { type: 'object', properties: { status: { type: 'string' } } },

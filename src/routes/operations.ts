@@ -9,6 +9,7 @@ export default async function operationRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['mapping'],
+        operationId: 'mapPlanToFhir',
         summary: 'Map a plan to its FHIR R4 transaction Bundle (nothing is pushed)',
         body: { $ref: 'SharedCarePlan#' },
         response: {
@@ -28,6 +29,7 @@ export default async function operationRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['mapping'],
+        operationId: 'mapFhirToPlan',
         summary: 'Map FHIR (a CarePlan with contained resources, or a Bundle) to a plan (nothing is pushed)',
         querystring: {
           type: 'object',
