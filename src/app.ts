@@ -143,6 +143,7 @@ export interface BuildOptions {
 }
 
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const trusted = config.trustProxy;
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     bodyLimit: config.bodyLimitBytes,
@@ -165,6 +166,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
       );
       (reply as FastifyReply).code(problem.status).type('application/problem+json').send(problem.toProblem());
     },
+    // A hop count trusts that many proxies in front of the service (what Fastify does with a number).
+    trustProxy: typeof trusted === 'number' ? (_address: string, hop: number) => hop < trusted : trusted,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,

@@ -1,7 +1,9 @@
 // Environment -> typed, validated configuration. Read once at start-up; a bad value stops the process with a
 // message naming the variable (never echoing a secret).
+
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
 /** SMART Backend Services (outbound): client_credentials with a private_key_jwt client assertion. */
 export interface SmartBackendConfig {
@@ -36,6 +38,11 @@ export interface Config {
   /** Accepted `aud` values (AUTH_AUDIENCE, comma-separated): a token must name one of them. */
   authAudience: string[];
   authClockToleranceSeconds: number;
+  /**
+   * Which reverse proxies may set X-Forwarded-For (the client's address, used by the rate limit and the logs):
+   * false = none (the socket's address is the client), a hop count, or the proxies' addresses/CIDRs.
+   */
+  trustProxy: false | number | string[];
   /** Requests per client (token client id, else IP address) per window; 0 = no rate limit. */
   rateLimitMax: number;
   rateLimitWindowMs: number;
@@ -86,6 +93,29 @@ function url(env: Env, name: string): string | undefined {
     throw new ConfigError(`${name} must be an http(s) URL (got "${value}")`);
   }
   return value.replace(/\/+$/, '');
+}
+
+/**
+ * TRUST_PROXY: unset or `false`, a hop count (1-10), or a comma-separated list of proxy addresses or CIDRs.
+ * `true` (trust whoever connects) is refused: any caller could then choose the address it is rate-limited by.
+ */
+function trustProxy(env: Env): false | number | string[] {
+  const value = env.TRUST_PROXY?.trim();
+  if (!value || value === 'false') return false;
+  if (/^\d+$/.test(value)) return integer(env, 'TRUST_PROXY', 0, 1, 10);
+  const proxies = list(env, 'TRUST_PROXY');
+  for (const proxy of proxies) {
+    const [address, bits, extra] = proxy.split('/');
+    const family = isIP(address);
+    const maxBits = family === 4 ? 32 : 128;
+    const badBits = bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > maxBits);
+    if (family === 0 || badBits || extra !== undefined) {
+      throw new ConfigError(
+        `TRUST_PROXY must be false, a hop count (1-10) or a comma-separated list of proxy addresses or CIDRs (got "${proxy}")`,
+      );
+    }
+  }
+  return proxies;
 }
 
 function list(env: Env, name: string): string[] {
@@ -219,6 +249,7 @@ export function loadConfig(env: Env = process.env): Config {
     fhirBearerToken: fhirAuth === 'bearer' ? fhirBearerToken : undefined,
     ...(fhirSmart ? { fhirSmart } : {}),
     ...authConfig(env),
+    trustProxy: trustProxy(env),
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 60_000, 0, 10_000_000),
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 50 * 1_048_576),

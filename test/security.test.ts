@@ -148,6 +148,15 @@ t.test('configuration: who may run without authentication, and what SMART needs'
     'rate limit default',
   );
   t.equal(loadConfig({ RATE_LIMIT_MAX: '0' }).rateLimitMax, 0, 'RATE_LIMIT_MAX=0 switches it off');
+  t.equal(embeddedDefault.trustProxy, false, 'no proxy is trusted by default');
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2, 'a hop count');
+  t.same(
+    loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1 ,::1, fd00::/8' }).trustProxy,
+    ['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8'],
+    'proxy addresses and CIDRs',
+  );
+  for (const bad of ['true', 'proxy.example', '10.0.0.0/33', '10.0.0.1/8/1', '0', '11'])
+    t.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY must be/, `TRUST_PROXY=${bad} is refused`);
 
   t.throws(() => loadConfig({ FHIR_AUTH: 'smart-backend' }), /FHIR_SMART_TOKEN_URL, FHIR_SMART_CLIENT_ID/);
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
@@ -730,6 +739,30 @@ t.test('rate limits per client, as problem+json with Retry-After; health is neve
   const anonymous = [];
   for (let i = 0; i < 4; i++) anonymous.push((await send(limited, search)).statusCode);
   t.same(anonymous, [401, 401, 401, 429], 'requests without a valid token count against their IP address');
+});
+
+t.test('behind a trusted proxy, the rate limit counts the forwarded client address', async (t) => {
+  const search = { method: 'GET' as const, url: `/care-plans?patient=${PATIENT_A}` };
+  const from = (address: string) => ({ ...search, headers: { 'x-forwarded-for': address } });
+  const statuses = async (target: SecureService, address: string, n: number) => {
+    const out = [];
+    for (let i = 0; i < n; i++) out.push((await send(target, from(address))).statusCode);
+    return out;
+  };
+  // app.inject connects from 127.0.0.1: that is the proxy here.
+  const proxied = await startSecureService(issuer, { RATE_LIMIT_MAX: '2', TRUST_PROXY: '127.0.0.1' });
+  services.push(proxied);
+  t.same(await statuses(proxied, '203.0.113.5', 3), [401, 401, 429], 'one client reaches its limit');
+  t.same(await statuses(proxied, '203.0.113.6', 1), [401], 'another client behind the proxy has its own');
+
+  const direct = await startSecureService(issuer, { RATE_LIMIT_MAX: '2' });
+  services.push(direct);
+  t.same(await statuses(direct, '203.0.113.5', 2), [401, 401]);
+  t.same(
+    await statuses(direct, '203.0.113.6', 1),
+    [429],
+    'without TRUST_PROXY a forwarded address is ignored: a caller cannot pick its own budget',
+  );
 });
 
 t.test('security headers; Swagger UI keeps working under the CSP', async (t) => {
