@@ -2,8 +2,8 @@
 // Bundles of the benchmark's plan pool are built once at start-up exactly as CarePlanService.create() builds
 // them for a plain create (activity ids, toFhir with a fresh plan revision, the Provenance of the write
 // appended, all through the service's own methods); a request names its plan by the x-bench-plan header, its
-// JSON body is parsed (as the service must), and the precomputed Bundle is sent with fhir-kit-client straight
-// to the FHIR server (Prefer: return=representation, as the service asks). Answers 201 with the FHIR server's
+// JSON body is parsed (as the service must), and the precomputed Bundle, with fresh ids, is sent with
+// fhir-kit-client straight to the FHIR server (Prefer: return=representation, as the service asks). Answers 201 with the FHIR server's
 // transaction-response Bundle; any failure answers 502.
 // Env: PORT, FHIR_BASE_URL (required); PLAN_SIZE (default medium), POOL_SIZE (default 128), HOST,
 //      BENCH_DIST (the build to take the mapping from, default dist/), BENCH_CLIENT_ID (the Provenance agent).
@@ -42,6 +42,25 @@ const bundles = pool.map((plan) =>
   ),
 );
 
+// Each request sends its plan's Bundle with fresh ids, as the service would: every UUID in it (fullUrls, the plan
+// revision) is replaced by a new one, consistently within the Bundle, and so are the activity ids derived from
+// UUIDs. Sending the same ids again and again would give the FHIR server less distinct data to index than the
+// service gives it. The Bundle goes as JSON text (fhir-kit-client sends a string body as it is).
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|activity-[0-9a-f]{8}/g;
+const templates = bundles.map((bundle) => JSON.stringify(bundle));
+function freshBundleText(index) {
+  const fresh = new Map();
+  return templates[index].replace(UUID, (old) => {
+    let replacement = fresh.get(old);
+    if (!replacement) {
+      const uuid = randomUUID();
+      replacement = old.startsWith('activity-') ? `activity-${uuid.slice(0, 8)}` : uuid;
+      fresh.set(old, replacement);
+    }
+    return replacement;
+  });
+}
+
 const client = new Client({ baseUrl: process.env.FHIR_BASE_URL });
 const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
 app.post('/care-plans', async (request, reply) => {
@@ -51,7 +70,7 @@ app.post('/care-plans', async (request, reply) => {
     return reply.code(400).send({ error: 'unknown x-bench-plan' });
   try {
     const response = await client.transaction({
-      body: bundle,
+      body: freshBundleText(index),
       options: { headers: { prefer: 'return=representation' } },
     });
     return reply.code(201).send(response);
