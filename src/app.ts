@@ -27,6 +27,7 @@ import security from './plugins/security.js';
 import carePlanRoutes from './routes/care-plans.js';
 import definitionRoutes from './routes/definitions.js';
 import healthRoutes from './routes/health.js';
+import jwksRoutes from './routes/jwks.js';
 import operationRoutes from './routes/operations.js';
 
 declare module 'fastify' {
@@ -254,5 +255,6 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(carePlanRoutes);
   await app.register(operationRoutes);
   await app.register(definitionRoutes);
+  await app.register(jwksRoutes);
   return app;
 }

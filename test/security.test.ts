@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Bundle, Provenance } from 'fhir/r4.js';
-import { generateKeyPair, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
+import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { pino } from 'pino';
 import t from 'tap';
 import { buildApp } from '../src/app.js';
@@ -1014,12 +1014,19 @@ t.test(
     const target = await startSecureService(issuer);
     services.push(target);
     let tokenCount = 0;
+    let app: Awaited<ReturnType<typeof buildApp>>;
     const tokenEndpoint = await loopback(async (req, res) => {
       let raw = '';
       for await (const chunk of req) raw += chunk;
-      await jwtVerify(new URLSearchParams(raw).get('client_assertion') as string, publicKey, {
-        audience: `${tokenEndpoint.url}/token`,
-      });
+      // The authorization server checks the assertion against the key set the service publishes.
+      const published = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+      await jwtVerify(
+        new URLSearchParams(raw).get('client_assertion') as string,
+        createLocalJWKSet(published.json()),
+        {
+          audience: `${tokenEndpoint.url}/token`,
+        },
+      );
       tokenCount++;
       const accessToken = `fhir-access-${tokenCount}-${rand()}`;
       tokens.push(accessToken);
@@ -1063,12 +1070,29 @@ t.test(
       }),
       fhirBaseUrl: `${proxy.url}/fhir`,
     };
-    const app = await buildApp(config);
+    app = await buildApp(config);
     t.teardown(async () => {
       await app.close();
       await proxy.close();
       await tokenEndpoint.close();
     });
+    const jwks = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+    t.equal(jwks.statusCode, 200, 'the public key set needs no token');
+    t.match(jwks.headers['content-type'], /^application\/jwk-set\+json/);
+    const [key, ...more] = jwks.json().keys;
+    t.same(more, [], 'one key');
+    t.match(key, {
+      kty: 'RSA',
+      kid: 'k',
+      alg: 'RS384',
+      use: 'sig',
+      n: publicKey.export({ format: 'jwk' }).n,
+    });
+    for (const secret of ['d', 'p', 'q', 'dp', 'dq', 'qi'])
+      t.notOk(secret in key, `no private member "${secret}" in the published key`);
+    const none = await target.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+    t.equal(none.statusCode, 404, 'a service without FHIR_AUTH=smart-backend publishes no key');
+    t.equal(none.json().type, 'https://shared-care-plans.org/problems/not-found');
     const created = await app.inject({
       method: 'POST',
       url: '/care-plans',

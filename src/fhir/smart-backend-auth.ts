@@ -2,7 +2,7 @@
 // access token for the FHIR server with the OAuth client_credentials grant, authenticating with a private_key_jwt
 // client assertion (RFC 7523) signed RS384 or ES384 with its private key. The token is cached, renewed shortly
 // before it expires, and renewed at once when the FHIR server answers 401 (see FhirGateway.onUnauthorized).
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { SmartBackendConfig } from '../config.js';
 import { FhirServerError } from './gateway.js';
@@ -23,6 +23,18 @@ interface CachedToken {
 }
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/**
+ * The public half of the signing key as a JWK Set, for registering this service with an authorization server
+ * (SMART Backend Services: "the client's public key ... as a JWK Set, by value or at a URL"). Only public
+ * members: derived from the public key, never from the private one.
+ */
+export function publicJwks(config: Pick<SmartBackendConfig, 'privateKey' | 'keyId' | 'algorithm'>): {
+  keys: JsonWebKey[];
+} {
+  const jwk = createPublicKey(config.privateKey).export({ format: 'jwk' });
+  return { keys: [{ ...jwk, kid: config.keyId, alg: config.algorithm, use: 'sig', key_ops: ['verify'] }] };
+}
 
 export class SmartBackendAuth {
   private cached?: CachedToken;

@@ -1,9 +1,10 @@
 // Inbound authentication and authorisation, and the audit trail.
 //
-// AUTH_MODE=jwt: every route except the public ones (health, docs, the OpenAPI document) needs
-// `Authorization: Bearer <JWT>`, verified against the issuer's JWKS (signature, iss, aud, exp). Each route needs
-// one SMART permission on CarePlan (ROUTE_ACCESS); a patient/ scope restricts the request to the plans of the
-// token's patient, which the care plan service enforces (another patient's plan is a 404).
+// AUTH_MODE=jwt: every route except the public ones (health, docs, the OpenAPI document, the FHIR definitions,
+// the service's public key set) needs `Authorization: Bearer <JWT>`, verified against the issuer's JWKS
+// (signature, iss, aud, exp). Each route needs one SMART permission on CarePlan (ROUTE_ACCESS); a patient/ scope
+// restricts the request to the plans of the token's patient, which the care plan service enforces (another
+// patient's plan is a 404).
 //
 // The hooks, in request order:
 //   onRequest   identify the caller (verify the token; nothing is refused yet, so the rate limiter, a route-level
@@ -73,7 +74,14 @@ export const ROUTE_ACCESS: Record<string, RouteAccess> = {
 };
 
 /** Health probes, the API documentation, and the project's FHIR definitions (served at their canonical URLs). */
-const PUBLIC_PATHS = new Set(['/health/live', '/health/ready', '/openapi.json', '/docs', '/fhir/:type/:id']);
+const PUBLIC_PATHS = new Set([
+  '/health/live',
+  '/health/ready',
+  '/openapi.json',
+  '/docs',
+  '/fhir/:type/:id',
+  '/.well-known/jwks.json',
+]);
 
 export function isPublicRoute(url: string | undefined): boolean {
   return url !== undefined && (PUBLIC_PATHS.has(url) || url.startsWith('/docs/'));
