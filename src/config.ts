@@ -39,7 +39,7 @@ export interface Config {
   authAudience: string[];
   authClockToleranceSeconds: number;
   /**
-   * Which reverse proxies may set X-Forwarded-For (the client's address, used by the rate limit and the logs):
+   * Which reverse proxies may set X-Forwarded-For (the client's address, which the rate limit counts):
    * false = none (the socket's address is the client), a hop count, or the proxies' addresses/CIDRs.
    */
   trustProxy: false | number | string[];

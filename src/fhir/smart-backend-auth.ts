@@ -26,7 +26,7 @@ const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /**
  * The public half of the signing key as a JWK Set, for registering this service with an authorization server
- * (SMART Backend Services: "the client's public key ... as a JWK Set, by value or at a URL"). Only public
+ * (SMART Backend Services registers a client's public keys as a JWK Set, given by value or by URL). Only public
  * members: derived from the public key, never from the private one.
  */
 export function publicJwks(config: Pick<SmartBackendConfig, 'privateKey' | 'keyId' | 'algorithm'>): {
