@@ -332,7 +332,6 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       param: 'goalId',
       schema: 'Goal',
       label: 'goal',
-      name: 'Goal',
       change: 'Change a goal (e.g. record progress: achievementStatus, lifecycleStatus)',
       remove: 'Remove a goal (and the links to it)',
     },
@@ -341,18 +340,17 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       param: 'activityId',
       schema: 'Activity',
       label: 'activity',
-      name: 'Activity',
       change: 'Change an activity',
       remove: 'Remove an activity',
     },
   ] as const;
-  for (const { part, param, schema, label, name, change, remove } of parts) {
+  for (const { part, param, schema, label, change, remove } of parts) {
     type Named = Versioned & { Params: Record<typeof param, string> };
     app.post<Versioned & { Body: Goal | Activity }>(
       `/care-plans/:id/${part}`,
       {
         schema: editSchema(`Add ${label === 'activity' ? 'an' : 'a'} ${label}`, {
-          operationId: `add${name}`,
+          operationId: `add${schema}`,
           body: { $ref: `${schema}#` },
           response: {
             201: planResponse(`The plan with the new ${label}`),
@@ -374,7 +372,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       `/care-plans/:id/${part}/:${param}`,
       {
         schema: editSchema(change, {
-          operationId: `change${name}`,
+          operationId: `change${schema}`,
           params: partParams(param),
           body: { $ref: `${schema}Patch#` },
         }),
@@ -387,7 +385,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     );
     app.delete<Named>(
       `/care-plans/:id/${part}/:${param}`,
-      { schema: editSchema(remove, { operationId: `remove${name}`, params: partParams(param) }) },
+      { schema: editSchema(remove, { operationId: `remove${schema}`, params: partParams(param) }) },
       async (request, reply) =>
         sendPlan(reply, await edit(request, (plan) => removePart(plan, part, request.params[param]))),
     );
