@@ -6,6 +6,8 @@
 // (= cruds). Granular scopes with a query (`patient/CarePlan.rs?category=...`) are not honoured: they grant
 // nothing here, since this service cannot tell which plans such a filter would allow.
 
+import { isFhirId } from '../fhir/fhir-id.js';
+
 export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
 export type ScopeLevel = 'patient' | 'user' | 'system';
 
@@ -64,13 +66,11 @@ export function scopesOf(payload: Record<string, unknown>): string[] {
   return [];
 }
 
-const PATIENT_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-
 /** The patient claim (an id, or Patient/<id>) as Patient/<id>; undefined when absent or not a FHIR id. */
 export function patientReference(claim: unknown): string | undefined {
   if (typeof claim !== 'string') return undefined;
   const id = claim.startsWith('Patient/') ? claim.slice('Patient/'.length) : claim;
-  return PATIENT_ID.test(id) ? `Patient/${id}` : undefined;
+  return isFhirId(id) ? `Patient/${id}` : undefined;
 }
 
 export type Decision =

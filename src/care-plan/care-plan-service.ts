@@ -5,15 +5,15 @@ import { type Caller, callerDisplay, idempotencyScope, subjectPatient } from '..
 import { ApiProblem } from '../errors.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
 import { cloneJson, jsonEqual } from '../fhir/mapping/carry.js';
-import { EXTENSION, OWN_IDENTIFIER_SYSTEMS, SYSTEM } from '../fhir/mapping/codes.js';
+import { EXTENSION, SYSTEM } from '../fhir/mapping/codes.js';
 import {
   type FhirPlanSource,
   PlanSourceError,
-  partReferencesOf,
   planFromFhir,
   planSourceFromFhir,
   resolverFor,
 } from '../fhir/mapping/from-fhir.js';
+import { managedIdentifiers, ownParts, partReferencesOf, planKeyOf } from '../fhir/mapping/plan-parts.js';
 import { planRevision, withProvenance } from '../fhir/mapping/provenance.js';
 import { planToTransaction, type ToFhirOptions } from '../fhir/mapping/to-fhir.js';
 import {
@@ -35,6 +35,16 @@ export interface StoredPlan {
 /** A call on behalf of an API caller: who it is (for Provenance) and which patient it is restricted to, if any. */
 export interface PlanContext extends CallContext {
   caller?: Caller;
+}
+
+/** An edit of an existing plan; with an Idempotency-Key, what identifies the request (to tell a reused key). */
+export interface EditContext extends PlanContext {
+  idempotency?: { key: string; request: unknown };
+}
+
+export interface EditResult extends StoredPlan {
+  /** True when an edit with the same Idempotency-Key had been written already: nothing new was written. */
+  replayed: boolean;
 }
 
 export interface CreateContext extends PlanContext {
@@ -229,7 +239,7 @@ export class CarePlanService {
     requireOwnPatient(context, plan.patient?.reference, '/patient/reference');
     const fresh = withActivityIds(withoutStoredIds(plan), this.newUuid);
     if (!context.idempotencyKey) {
-      const bundle = this.toFhir(fresh, { revision: this.newUuid() });
+      const bundle = this.toFhir(fresh, { revision: this.newUuid(), planKey: this.newUuid() });
       const response = await this.send(this.withProvenance(bundle, context, 'CREATE'), context, false);
       return { ...this.planFromTransaction(bundle, response), replayed: false };
     }
@@ -239,7 +249,13 @@ export class CarePlanService {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.findByIdempotencyKey(keyHash, context);
       if (existing) return { ...(await this.replay(existing, requestHash, context)), replayed: true };
-      const bundle = this.toFhir(fresh, { idempotency: { keyHash, requestHash }, revision: keyHash });
+      // Derived from the key, so that concurrent requests with one key write parts of one plan.
+      const planKey = sha256(`plan\n${keyHash}`).slice(0, 32);
+      const bundle = this.toFhir(fresh, {
+        idempotency: { keyHash, requestHash },
+        revision: keyHash,
+        planKey,
+      });
       try {
         const response = await this.send(
           this.withProvenance(bundle, context, 'CREATE', `${keyHash}/provenance`),
@@ -295,12 +311,13 @@ export class CarePlanService {
     }
   }
 
-  /** A stored plan from its CarePlan and the resources it references (found by Type/id). */
+  /**
+   * A stored plan from its CarePlan and the resources it references (found by Type/id). Only the resources that
+   * prove they are the plan's parts are used; every other reference stays a reference (carried, never resolved).
+   */
   storedFrom(carePlan: CarePlan, found: ReadonlyMap<string, Resource>): StoredPlan {
-    const parts = partReferencesOf(carePlan)
-      .map((reference) => found.get(reference))
-      .filter((r): r is Resource => !!r);
-    return this.stored(carePlan, found, [carePlan, ...parts]);
+    const parts = ownParts(carePlan, found);
+    return this.stored(carePlan, parts, [carePlan, ...parts.values()]);
   }
 
   /** The stored plan, from the transaction's answer (no second round trip). */
@@ -320,7 +337,7 @@ export class CarePlanService {
     if (!carePlan?.id) {
       throw new ApiProblem('fhir-server-error', 'the FHIR server did not return the stored CarePlan');
     }
-    return this.stored(carePlan, byReference, resources);
+    return this.stored(carePlan, ownParts(carePlan, byReference), resources);
   }
 
   private stored(
@@ -460,33 +477,87 @@ export class CarePlanStore {
   async replace(
     id: string,
     next: SharedCarePlan,
-    ifMatch: string | undefined,
-    context: PlanContext,
-  ): Promise<StoredPlan> {
-    const current = await this.service.read(id, context);
-    requireVersion(current, ifMatch);
-    return this.write(current, next, context);
+    ifMatch: string[] | undefined,
+    context: EditContext,
+  ): Promise<EditResult> {
+    return this.apply(id, ifMatch, context, () => next);
   }
 
   /** Read, change, write: the small edits (goals, activities, ending a plan) all go through here. */
   async edit(
     id: string,
-    ifMatch: string | undefined,
+    ifMatch: string[] | undefined,
     change: (plan: SharedCarePlan) => SharedCarePlan,
-    context: PlanContext,
-  ): Promise<StoredPlan> {
+    context: EditContext,
+  ): Promise<EditResult> {
+    return this.apply(id, ifMatch, context, (current) => {
+      const changed = change(cloneJson(current.plan));
+      const errors = this.checkSchema(changed);
+      if (errors.length) {
+        throw new ApiProblem('unprocessable', 'after this change the plan would not be valid', { errors });
+      }
+      return changed;
+    });
+  }
+
+  private async apply(
+    id: string,
+    ifMatch: string[] | undefined,
+    context: EditContext,
+    change: (current: StoredPlan) => SharedCarePlan,
+  ): Promise<EditResult> {
     const current = await this.service.read(id, context);
-    requireVersion(current, ifMatch);
-    const changed = change(cloneJson(current.plan));
-    const errors = this.checkSchema(changed);
-    if (errors.length) {
-      throw new ApiProblem('unprocessable', 'after this change the plan would not be valid', { errors });
+    const revision = context.idempotency ? editRevision(id, context) : this.newUuid();
+    if (context.idempotency) {
+      const replayed = await this.replayed(current, ifMatch, revision, context);
+      if (replayed) return { ...replayed, replayed: true };
     }
-    return this.write(current, changed, context);
+    requireVersion(current, ifMatch);
+    return { ...(await this.write(current, change(current), context, revision)), replayed: false };
+  }
+
+  /**
+   * The plan, when an edit with this Idempotency-Key was written already (its revision names the key): the
+   * latest version, or an earlier one when the caller's If-Match is stale because others wrote after it. The same
+   * key with another request is a 422.
+   */
+  private async replayed(
+    current: StoredPlan,
+    ifMatch: string[] | undefined,
+    revision: string,
+    context: EditContext,
+  ): Promise<StoredPlan | undefined> {
+    const key = `${revision.split('.')[0]}.`;
+    let written = planRevision(current.resources[0] as CarePlan);
+    if (!written?.startsWith(key)) {
+      // If-Match still current: nothing was written since the caller read, so neither was this edit.
+      if (!ifMatch || ifMatch.includes(current.version)) return undefined;
+      const history = await this.gateway
+        .history('CarePlan', current.plan.id as string, context)
+        .catch((error) => {
+          throw problemFromFhirError(error);
+        });
+      written = (history.entry ?? [])
+        .map((e) => planRevision(e.resource as CarePlan))
+        .find((r) => r?.startsWith(key));
+      if (!written) return undefined;
+    }
+    if (written !== revision) {
+      throw new ApiProblem(
+        'idempotency-key-reused',
+        'this Idempotency-Key was already used with a different request on this plan',
+      );
+    }
+    return current;
   }
 
   /** Writes `next` over `current` in one transaction conditional on its version (If-Match checked by the caller). */
-  private async write(current: StoredPlan, next: SharedCarePlan, context: PlanContext): Promise<StoredPlan> {
+  private async write(
+    current: StoredPlan,
+    next: SharedCarePlan,
+    context: PlanContext,
+    revision: string,
+  ): Promise<StoredPlan> {
     requireOwnPatient(context, next.patient?.reference, '/patient/reference');
     const id = current.plan.id as string;
     if (next.id !== undefined && next.id !== id) {
@@ -510,10 +581,12 @@ export class CarePlanStore {
     const carePlan = current.resources[0] as CarePlan;
     const bundle = this.service.toFhir(plan, {
       ifMatchVersion: current.version,
-      revision: this.newUuid(),
+      revision,
       deleteReferences: [...owned].filter((ref) => !wanted.has(ref)),
-      carePlanIdentifiers: (carePlan.identifier ?? []).filter((i) =>
-        OWN_IDENTIFIER_SYSTEMS.includes(i.system ?? ''),
+      // A plan written before parts carried the plan's identifier gets one now; its old parts stay references.
+      planKey: planKeyOf(carePlan) ?? this.newUuid(),
+      storedIdentifiers: new Map(
+        current.resources.map((r) => [`${r.resourceType}/${r.id}`, managedIdentifiers(r)]),
       ),
     });
     // Parts that did not change are not rewritten, so their own versions stay meaningful.
@@ -538,6 +611,11 @@ export class CarePlanStore {
           throw staleProblem(latest.version, 'the plan was changed by someone else; read it again');
         }
         // Not a stale version: another conflict the FHIR server reported (its OperationOutcome says which).
+      }
+      // The answer was lost or late, but the write may have committed: the revision it wrote tells.
+      if (isAmbiguous(error)) {
+        const landed = await this.service.read(id, context).catch(() => undefined);
+        if (landed && planRevision(landed.resources[0] as CarePlan) === revision) return landed;
       }
       throw problemFromFhirError(error);
     }
@@ -688,17 +766,35 @@ export class CarePlanStore {
   }
 }
 
+/** A failure after which the FHIR server may or may not have committed the transaction. */
+function isAmbiguous(error: unknown): boolean {
+  if (!(error instanceof FhirServerError)) return true;
+  return error.kind === 'timeout' || error.kind === 'upstream' || error.kind === 'unavailable';
+}
+
+/**
+ * The plan-revision an edit with an Idempotency-Key writes: the key (hashed, scoped to the caller) and the request
+ * (hashed), so that a retry can find its own write and tell a reused key.
+ */
+function editRevision(id: string, context: EditContext): string {
+  const idempotency = context.idempotency as NonNullable<EditContext['idempotency']>;
+  const scope = context.caller ? idempotencyScope(context.caller) : '';
+  const key = sha256(`edit\n${scope}\n${idempotency.key}`).slice(0, 32);
+  return `${key}.${sha256(canonicalJson({ id, request: idempotency.request })).slice(0, 32)}`;
+}
+
 function staleProblem(currentVersion: string, detail: string): ApiProblem {
   return new ApiProblem('precondition-failed', detail, { headers: { etag: `W/"${currentVersion}"` } });
 }
 
-function requireVersion(current: StoredPlan, ifMatch: string | undefined) {
+/** `ifMatch`: the versions of the If-Match header (a list matches when any member does; `*` is refused earlier). */
+function requireVersion(current: StoredPlan, ifMatch: string[] | undefined) {
   if (ifMatch === undefined) {
     throw new ApiProblem('precondition-required', 'send If-Match with the ETag from a read of the plan', {
       errors: [{ pointer: '', detail: 'If-Match is missing', in: 'header' }],
     });
   }
-  if (ifMatch !== '*' && ifMatch !== current.version) {
+  if (!ifMatch.includes(current.version)) {
     throw staleProblem(current.version, 'the plan was changed since it was read (If-Match is stale)');
   }
 }

@@ -17,6 +17,7 @@ import {
 } from 'cockatiel';
 import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
 import { Client, RESPONSE_KEY } from 'fhir-kit-client';
+import { isFhirId, isResourceType, parseLiteralReference } from './fhir-id.js';
 
 export interface FhirGatewayOptions {
   baseUrl: string;
@@ -100,6 +101,23 @@ function isServerFailure(error: unknown): boolean {
   if (error instanceof FhirServerError)
     return error.status === undefined || error.status >= 500 || error.status === 429;
   return true;
+}
+
+/**
+ * The ids this client puts in a URL path obey the FHIR id rule (no `.`/`..` segments, nothing to encode), checked
+ * here again whatever the caller checked: no resource can have another id, so anything else is simply not found.
+ */
+function requireFhirId(resourceType: string, id: string, version?: string): void {
+  if (!isResourceType(resourceType) || !isFhirId(id) || (version !== undefined && !isFhirId(version))) {
+    throw new FhirServerError('not-found', 'not a FHIR resource type and id', 404);
+  }
+}
+
+/** A transaction's entries address types (`Type`, `Type?query`) or resources (`Type/id`), nothing else. */
+function isEntryUrl(url: string | undefined): boolean {
+  if (!url) return false;
+  const [path] = url.split('?', 1);
+  return isResourceType(path) || !!parseLiteralReference(path);
 }
 
 export function etagVersion(etag: string | null | undefined): string | undefined {
@@ -193,6 +211,7 @@ export class FhirGateway {
     id: string,
     context: CallContext,
   ): Promise<VersionedResource<T>> {
+    requireFhirId(resourceType, id);
     const { body, headers } = await this.call(true, context, (options) =>
       this.client.read({ resourceType, id, options }),
     );
@@ -206,6 +225,7 @@ export class FhirGateway {
     version: string,
     context: CallContext,
   ): Promise<T> {
+    requireFhirId(resourceType, id, version);
     const { body } = await this.call(true, context, (options) =>
       this.client.vread({ resourceType, id, version, options }),
     );
@@ -215,7 +235,8 @@ export class FhirGateway {
   /** Reads several resources in one batch; those not found are simply absent from the result. */
   async readMany(references: string[], context: CallContext): Promise<Map<string, Resource>> {
     const found = new Map<string, Resource>();
-    const unique = [...new Set(references)];
+    // Only Type/id references are read; anything else cannot name a resource and is simply not found.
+    const unique = [...new Set(references)].filter((reference) => !!parseLiteralReference(reference));
     if (unique.length === 0) return found;
     const bundle: Bundle = {
       resourceType: 'Bundle',
@@ -238,6 +259,10 @@ export class FhirGateway {
    * since a lost answer to a plain create cannot be told from a lost request.
    */
   async transaction(bundle: Bundle, context: CallContext & { idempotent: boolean }): Promise<Bundle> {
+    const bad = (bundle.entry ?? []).find((entry) => !isEntryUrl(entry.request?.url));
+    if (bad) {
+      throw new FhirServerError('rejected', `a transaction entry addresses "${bad.request?.url}"`, 400);
+    }
     const { body } = await this.call(context.idempotent, context, (options) =>
       this.client.transaction({
         body: bundle as never,
@@ -259,6 +284,7 @@ export class FhirGateway {
   }
 
   async history(resourceType: string, id: string, context: CallContext): Promise<Bundle> {
+    requireFhirId(resourceType, id);
     const { body } = await this.call(true, context, (options) =>
       this.client.history({ resourceType, id, options }),
     );

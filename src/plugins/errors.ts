@@ -48,6 +48,15 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, proble
 function toApiProblem(error: FastifyError & { validationContext?: string }): ApiProblem {
   if (error instanceof ApiProblem) return error;
   if (error.validation) {
+    // If-Match is required on writes (declared so in the schema); its absence is RFC 6585's 428, not a 400.
+    const missing = (error.validation as unknown as AjvError[]).some(
+      (e) => e.keyword === 'required' && e.params.missingProperty === 'if-match',
+    );
+    if (error.validationContext === 'headers' && missing) {
+      return new ApiProblem('precondition-required', 'send If-Match with the ETag from a read of the plan', {
+        errors: [{ pointer: '/if-match', detail: 'is required', in: 'header' }],
+      });
+    }
     return new ApiProblem(
       'validation',
       `the ${error.validationContext ?? 'request'} does not match the schema`,

@@ -2,9 +2,16 @@
 // (versioned edits, search, change feed, history).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Activity, Goal, SharedCarePlan } from '../care-plan/care-plan.js';
-import { planResourcesBundle, type StoredPlan } from '../care-plan/care-plan-service.js';
+import {
+  type EditContext,
+  type EditResult,
+  planResourcesBundle,
+  type StoredPlan,
+} from '../care-plan/care-plan-service.js';
 import { addPart, changePart, removePart } from '../care-plan/plan-edits.js';
 import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../care-plan/plan-page.js';
+import { ApiProblem } from '../errors.js';
+import { FHIR_ID_PATTERN } from '../fhir/fhir-id.js';
 import { etagVersion } from '../fhir/gateway.js';
 import { callContext } from '../plugins/auth.js';
 import { planIdParams, problems } from './responses.js';
@@ -15,14 +22,26 @@ const planResponse = (description: string, headers: Record<string, unknown> = et
   headers,
   content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } },
 });
-const ifMatchHeader = {
+const idempotencyKeyHeader = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 200,
+  description:
+    'Makes retries safe: the same key and request answer as the first time and write nothing; another request with the same key gets 422.',
+} as const;
+const editHeaders = {
   type: 'object',
+  required: ['if-match'],
   properties: {
     'if-match': {
       type: 'string',
-      maxLength: 200,
-      description: 'The ETag from a read of the plan. Required: a stale one gets 412, a missing one 428.',
+      minLength: 1,
+      maxLength: 1000,
+      description:
+        'The ETag from a read of the plan (or a list of ETags: it matches when any does). Required: a missing one, or `*`, ' +
+        'gets 428; a stale one 412.',
     },
+    'idempotency-key': idempotencyKeyHeader,
   },
 } as const;
 const partParams = (name: string) => ({
@@ -32,21 +51,49 @@ const partParams = (name: string) => ({
     ...planIdParams.properties,
     [name]: {
       type: 'string',
-      pattern: '^[A-Za-z0-9\\-._#]{1,65}$',
+      // A goal key or a FHIR id (#id when contained); never only dots.
+      pattern: '^#?(?!\\.+$)[A-Za-z0-9\\-._]{1,64}$',
       description: 'The id (or key) of the part.',
     },
   },
 });
 
-type Versioned = { Headers: { 'if-match'?: string }; Params: { id: string } };
+type Versioned = {
+  Headers: { 'if-match'?: string; 'idempotency-key'?: string };
+  Params: { id: string };
+};
 
-function ifMatchOf(request: FastifyRequest<{ Headers: { 'if-match'?: string } }>): string | undefined {
+/**
+ * The versions an If-Match header names (RFC 9110 13.1.1: a list matches when any member does). `*` would match
+ * any version, so it cannot protect a read-modify-write: writes need a real ETag (428).
+ */
+function ifMatchOf(request: FastifyRequest<Versioned>): string[] | undefined {
   const header = request.headers['if-match'];
   if (header === undefined) return undefined;
-  return header.trim() === '*' ? '*' : (etagVersion(header) ?? header);
+  const members = header.split(',').map((member) => member.trim());
+  if (members.some((member) => member === '*' || member === 'W/"*"' || member === '"*"')) {
+    throw new ApiProblem(
+      'precondition-required',
+      'If-Match: * is not accepted; send the ETag of the plan you read',
+      {
+        errors: [{ pointer: '', detail: 'If-Match must name a version', in: 'header' }],
+      },
+    );
+  }
+  return members.map((member) => etagVersion(member) ?? member).filter(Boolean);
 }
 
-function sendPlan(reply: FastifyReply, stored: StoredPlan, status = 200) {
+/** Who calls, and with an Idempotency-Key what identifies the request (method, URL, body). */
+function editContext(request: FastifyRequest<Versioned>): EditContext {
+  const key = request.headers['idempotency-key'];
+  return {
+    ...callContext(request),
+    ...(key ? { idempotency: { key, request: [request.method, request.url, request.body ?? null] } } : {}),
+  };
+}
+
+function sendPlan(reply: FastifyReply, stored: StoredPlan | EditResult, status = 200) {
+  if ('replayed' in stored && stored.replayed) reply.header('idempotent-replayed', 'true');
   return reply
     .code(status)
     .header('etag', `W/"${stored.version}"`)
@@ -57,11 +104,11 @@ function sendPlan(reply: FastifyReply, stored: StoredPlan, status = 200) {
 export default async function carePlanRoutes(app: FastifyInstance) {
   /** Reads the plan, applies one change, and writes it back conditional on If-Match. */
   const edit = (request: FastifyRequest<Versioned>, change: (plan: SharedCarePlan) => SharedCarePlan) =>
-    app.carePlanStore.edit(request.params.id, ifMatchOf(request), change, callContext(request));
+    app.carePlanStore.edit(request.params.id, ifMatchOf(request), change, editContext(request));
   const editSchema = (summary: string, extra: Record<string, unknown> = {}) => ({
     tags: ['care plans'],
     summary,
-    headers: ifMatchHeader,
+    headers: editHeaders,
     params: planIdParams,
     response: {
       200: planResponse('The plan after the change'),
@@ -84,15 +131,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           'With an Idempotency-Key, a retry with the same body returns the same plan and creates nothing.',
         headers: {
           type: 'object',
-          properties: {
-            'idempotency-key': {
-              type: 'string',
-              minLength: 1,
-              maxLength: 200,
-              description:
-                'Makes retries safe: the same key and body return the same plan; another body gets 422.',
-            },
-          },
+          properties: { 'idempotency-key': idempotencyKeyHeader },
         },
         body: { $ref: 'SharedCarePlan#' },
         response: {
@@ -109,7 +148,6 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         ...callContext(request),
         idempotencyKey: request.headers['idempotency-key'],
       });
-      if (stored.replayed) reply.header('idempotent-replayed', 'true');
       return sendPlan(reply.header('location', `/care-plans/${stored.plan.id}`), stored, 201);
     },
   );
@@ -131,7 +169,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           properties: {
             patient: {
               type: 'string',
-              pattern: '^Patient/[A-Za-z0-9\\-.]{1,64}$',
+              pattern: `^Patient/${FHIR_ID_PATTERN}$`,
               description: 'Patient/<id>',
             },
             status: {
@@ -280,7 +318,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           request.params.id,
           request.body,
           ifMatchOf(request),
-          callContext(request),
+          editContext(request),
         ),
       ),
   );

@@ -1,4 +1,6 @@
 // Reusable OpenAPI response declarations, so every route documents its error answers the same way.
+import { FHIR_ID_PATTERN } from '../fhir/fhir-id.js';
+
 const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
@@ -33,8 +35,8 @@ export const planIdParams = {
   properties: {
     id: {
       type: 'string',
-      pattern: '^[A-Za-z0-9\\-.]{1,64}$',
-      description: 'The care plan id (the FHIR CarePlan id).',
+      pattern: `^${FHIR_ID_PATTERN}$`,
+      description: 'The care plan id (the FHIR CarePlan id; not only dots).',
     },
   },
 } as const;

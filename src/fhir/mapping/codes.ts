@@ -28,6 +28,12 @@ export const SYSTEM = {
   idempotencyRequest: `${CANONICAL_BASE}/sid/idempotency-request`,
   /** Names a goal inside its plan so activities, barriers and strengths can link to it. */
   goalKey: `${CANONICAL_BASE}/sid/goal-key`,
+  /**
+   * The service's own identifier of a plan: on its CarePlan and on every resource the service wrote as a part of
+   * it. A resource is read, changed or deleted as a part of a plan only when it carries this identifier with the
+   * plan's value (and the plan's subject): a reference alone proves nothing (issue 12).
+   */
+  planPart: `${CANONICAL_BASE}/sid/care-plan`,
 } as const;
 
 export const PROFILE = {
@@ -162,4 +168,15 @@ export const OWN_IDENTIFIER_SYSTEMS: readonly string[] = [
   SYSTEM.idempotencyKey,
   SYSTEM.idempotencyRequest,
   SYSTEM.goalKey,
+  SYSTEM.planPart,
+];
+
+/**
+ * Identifiers only the service writes, from what it stored (never from a caller's body): they decide which plan a
+ * resource belongs to and which request created it, so carried (unmappedFhir) copies of them are dropped.
+ */
+export const MANAGED_IDENTIFIER_SYSTEMS: readonly string[] = [
+  SYSTEM.idempotencyKey,
+  SYSTEM.idempotencyRequest,
+  SYSTEM.planPart,
 ];

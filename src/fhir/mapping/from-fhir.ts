@@ -36,7 +36,7 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
-  OWN_IDENTIFIER_SYSTEMS,
+  MANAGED_IDENTIFIER_SYSTEMS,
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
@@ -163,13 +163,6 @@ export function resolverFor(carePlan: CarePlan, index: ReadonlyMap<string, Resou
     const relative = RELATIVE_REFERENCE.exec(reference);
     return relative ? index.get(relative[1]) : undefined;
   };
-}
-
-/** The references (Type/id) of the stored resources a CarePlan is made of: its goals, care team, supporting info. */
-export function partReferencesOf(carePlan: CarePlan): string[] {
-  return [...(carePlan.goal ?? []), ...(carePlan.careTeam ?? []), ...(carePlan.supportingInfo ?? [])]
-    .map((r) => r.reference)
-    .filter((r): r is string => !!r && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(r));
 }
 
 // ---------- small helpers over JSON ----------
@@ -302,9 +295,11 @@ function takeIdentifiers(rest: Obj): string | undefined {
   if (!Array.isArray(rest.identifier)) return undefined;
   let key: string | undefined;
   const others = rest.identifier.filter((identifier: { system?: string; value?: string }) => {
-    if (!OWN_IDENTIFIER_SYSTEMS.includes(identifier.system ?? '')) return true;
-    if (identifier.system === SYSTEM.goalKey && Object.keys(identifier).length === 2) key = identifier.value;
-    return identifier.system !== SYSTEM.goalKey || Object.keys(identifier).length !== 2;
+    // Managed identifiers (plan membership, idempotency) are the service's, rewritten from what it stored.
+    if (MANAGED_IDENTIFIER_SYSTEMS.includes(identifier.system ?? '')) return false;
+    if (identifier.system !== SYSTEM.goalKey || Object.keys(identifier).length !== 2) return true;
+    key = identifier.value;
+    return false;
   });
   if (others.length) rest.identifier = others;
   else delete rest.identifier;

@@ -46,6 +46,7 @@ import {
   WHAT_MATTERS_CODE,
 } from './codes.js';
 import { carePlanNarrative } from './narrative.js';
+import { withoutManagedIdentifiers } from './plan-parts.js';
 
 export interface ToFhirOptions {
   /** Generates the uuid of a `urn:uuid:` fullUrl for each new resource. */
@@ -61,8 +62,13 @@ export interface ToFhirOptions {
   deleteReferences?: string[];
   /** A fresh value for the plan-revision extension, so that every write gives the CarePlan a new version. */
   revision?: string;
-  /** Identifiers the stored CarePlan holds already (e.g. its idempotency key), kept on update. */
-  carePlanIdentifiers?: Identifier[];
+  /**
+   * The plan's own identifier (SYSTEM.planPart), written on the CarePlan and on every part so that a read can tell
+   * the plan's parts from resources it merely references.
+   */
+  planKey?: string;
+  /** The managed identifiers (plan membership, idempotency) of stored resources, by Type/id, kept on update. */
+  storedIdentifiers?: ReadonlyMap<string, Identifier[]>;
 }
 
 export const ASSESS_PLAN_CATEGORY: FhirCodeableConcept = {
@@ -112,7 +118,7 @@ function profiled<T extends Resource>(
   profile: string | undefined,
   carried: Record<string, unknown> | undefined,
 ): T {
-  const merged = mergeCarried(resource, carried);
+  const merged = mergeCarried(resource, withoutManagedIdentifiers(carried));
   if (!profile) return merged;
   const profiles = [profile, ...(merged.meta?.profile ?? []).filter((p) => p !== profile)];
   return { ...merged, meta: { ...merged.meta, profile: profiles } };
@@ -174,6 +180,30 @@ interface Built {
   identifier?: Identifier;
 }
 
+/**
+ * The identifiers only the service writes, first on every stored resource of the plan, in a fixed order (so that an
+ * unchanged part compares equal to its stored version): the plan's identifier, then the idempotency identifier it
+ * was created with.
+ */
+function managedIdentifiers(
+  options: ToFhirOptions,
+  stored: string | undefined,
+  created: Identifier | undefined,
+): Identifier[] {
+  const kept = stored ? (options.storedIdentifiers?.get(stored) ?? []) : [];
+  return [
+    ...(options.planKey ? [{ system: SYSTEM.planPart, value: options.planKey }] : []),
+    ...kept.filter((i) => i.system !== SYSTEM.planPart),
+    ...(created ? [created] : []),
+  ];
+}
+
+function withIdentifiersFirst<T extends Resource>(resource: T, first: Identifier[]): T {
+  if (!first.length) return resource;
+  const own = (resource as { identifier?: Identifier[] }).identifier ?? [];
+  return { ...resource, identifier: [...first, ...own] };
+}
+
 export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions): Bundle {
   const patient: FhirReference = { ...plan.patient };
   const built: Built[] = [];
@@ -183,18 +213,20 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
     resourceType: string,
     id: string | undefined,
     suffix: string,
-    make: (p: Placement, identifier?: Identifier) => Resource,
+    make: (p: Placement) => Resource,
   ) => {
     const placement = place(resourceType, id, options.newUuid);
     const identifier = !id ? idempotencyIdentifier(options, suffix) : undefined;
-    built.push({ placement, resource: make(placement, identifier), identifier });
+    // Contained resources live inside the CarePlan: they need no identifier to prove where they belong.
+    const managed = placement.contained
+      ? []
+      : managedIdentifiers(options, id && `${resourceType}/${id}`, identifier);
+    built.push({ placement, resource: withIdentifiersFirst(make(placement), managed), identifier });
     return placement;
   };
 
   const goalPlacements = (plan.goals ?? []).map((goal, index) => {
-    const placement = add('Goal', goal.id, `/goal/${index}`, (p, identifier) =>
-      buildGoal(goal, p, patient, identifier),
-    );
+    const placement = add('Goal', goal.id, `/goal/${index}`, (p) => buildGoal(goal, p, patient));
     if (goal.key) goalReference.set(goal.key, placement.reference);
     if (goal.id) goalReference.set(goal.id, placement.reference);
     return placement;
@@ -204,12 +236,11 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
 
   const careTeam = plan.careTeam;
   const careTeamPlacement = careTeam
-    ? add('CareTeam', careTeam.id, '/care-team', (p, identifier) =>
+    ? add('CareTeam', careTeam.id, '/care-team', (p) =>
         profiled<CareTeam>(
           compact({
             resourceType: 'CareTeam',
             id: p.id,
-            identifier: identifier ? [identifier] : undefined,
             status: careTeam.status,
             name: careTeam.name,
             subject: patient,
@@ -230,29 +261,27 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   if (plan.whatMatters) {
     const whatMatters = plan.whatMatters;
     supporting.push(
-      add('Observation', whatMatters.id, '/what-matters', (p, identifier) =>
-        buildWhatMatters(whatMatters, p, patient, identifier),
-      ),
+      add('Observation', whatMatters.id, '/what-matters', (p) => buildWhatMatters(whatMatters, p, patient)),
     );
   }
   (plan.preferences ?? []).forEach((preference, index) => {
     supporting.push(
-      add('Observation', preference.id, `/preference/${index}`, (p, identifier) =>
-        buildPreference(preference, p, patient, identifier),
+      add('Observation', preference.id, `/preference/${index}`, (p) =>
+        buildPreference(preference, p, patient),
       ),
     );
   });
   (plan.barriers ?? []).forEach((barrier, index) => {
     supporting.push(
-      add('Observation', barrier.id, `/barrier/${index}`, (p, identifier) =>
-        buildBarrier(barrier, p, patient, identifier, linkGoals(barrier.goals)),
+      add('Observation', barrier.id, `/barrier/${index}`, (p) =>
+        buildBarrier(barrier, p, patient, linkGoals(barrier.goals)),
       ),
     );
   });
   (plan.strengths ?? []).forEach((strength, index) => {
     supporting.push(
-      add('Condition', strength.id, `/strength/${index}`, (p, identifier) =>
-        buildStrength(strength, p, patient, identifier, linkGoals(strength.goals)),
+      add('Condition', strength.id, `/strength/${index}`, (p) =>
+        buildStrength(strength, p, patient, linkGoals(strength.goals)),
       ),
     );
   });
@@ -265,12 +294,16 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
     ),
   );
   const carePlanPlacement = place('CarePlan', plan.id, options.newUuid);
-  const carePlanIdentifiers: Identifier[] = [...(options.carePlanIdentifiers ?? [])];
-  if (!plan.id && options.idempotency) {
-    carePlanIdentifiers.push(
-      { system: SYSTEM.idempotencyKey, value: options.idempotency.keyHash },
-      { system: SYSTEM.idempotencyRequest, value: options.idempotency.requestHash },
-    );
+  const carePlanIdentifiers = managedIdentifiers(options, plan.id && `CarePlan/${plan.id}`, undefined);
+  const idempotent: Identifier | undefined =
+    !plan.id && options.idempotency
+      ? { system: SYSTEM.idempotencyKey, value: options.idempotency.keyHash }
+      : undefined;
+  if (idempotent && options.idempotency) {
+    carePlanIdentifiers.push(idempotent, {
+      system: SYSTEM.idempotencyRequest,
+      value: options.idempotency.requestHash,
+    });
   }
   const contained = built.filter((b) => b.placement.contained).map((b) => b.resource);
   const hasCarriedText = carried?.text !== undefined;
@@ -306,7 +339,6 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   );
 
   const entries: BundleEntry[] = [];
-  const idempotent = !plan.id && options.idempotency ? carePlanIdentifiers[0] : undefined;
   entries.push(entryFor(carePlanPlacement, carePlan, idempotent, options.ifMatchVersion));
   for (const b of built) {
     if (!b.placement.contained) entries.push(entryFor(b.placement, b.resource, b.identifier));
@@ -343,10 +375,8 @@ function entryFor(
   };
 }
 
-function buildGoal(goal: Goal, p: Placement, patient: FhirReference, identifier?: Identifier): FhirGoal {
-  const identifiers: Identifier[] = [];
-  if (goal.key) identifiers.push({ system: SYSTEM.goalKey, value: goal.key });
-  if (identifier) identifiers.push(identifier);
+function buildGoal(goal: Goal, p: Placement, patient: FhirReference): FhirGoal {
+  const identifiers: Identifier[] = goal.key ? [{ system: SYSTEM.goalKey, value: goal.key }] : [];
   const resource = compact({
     resourceType: 'Goal',
     id: p.id,
@@ -373,13 +403,11 @@ function statementObservation(
   said: Pick<Preference, 'statement' | 'recordedOn' | 'expressedBy'>,
   p: Placement,
   patient: FhirReference,
-  identifier: Identifier | undefined,
   coded: Pick<Observation, 'code'> & Partial<Observation>,
 ): Observation {
   return compact({
     resourceType: 'Observation',
     id: p.id,
-    identifier: identifier ? [identifier] : undefined,
     status: 'final',
     subject: patient,
     effectiveDateTime: said.recordedOn,
@@ -389,13 +417,8 @@ function statementObservation(
   }) as Observation;
 }
 
-function buildWhatMatters(
-  whatMatters: WhatMatters,
-  p: Placement,
-  patient: FhirReference,
-  identifier?: Identifier,
-): Observation {
-  const observation = statementObservation(whatMatters, p, patient, identifier, {
+function buildWhatMatters(whatMatters: WhatMatters, p: Placement, patient: FhirReference): Observation {
+  const observation = statementObservation(whatMatters, p, patient, {
     category: [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }],
     code: cloneJson(WHAT_MATTERS_CODE),
     ...(whatMatters.values?.length
@@ -410,13 +433,8 @@ function buildWhatMatters(
   return profiled(observation, undefined, whatMatters.unmappedFhir);
 }
 
-function buildPreference(
-  preference: Preference,
-  p: Placement,
-  patient: FhirReference,
-  identifier?: Identifier,
-): Observation {
-  const observation = statementObservation(preference, p, patient, identifier, {
+function buildPreference(preference: Preference, p: Placement, patient: FhirReference): Observation {
+  const observation = statementObservation(preference, p, patient, {
     code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
   });
   const profile =
@@ -430,7 +448,6 @@ function buildBarrier(
   barrier: Barrier,
   p: Placement,
   patient: FhirReference,
-  identifier: Identifier | undefined,
   goals: FhirReference[],
 ): Observation {
   const value = barrier.category
@@ -451,7 +468,6 @@ function buildBarrier(
     compact({
       resourceType: 'Observation',
       id: p.id,
-      identifier: identifier ? [identifier] : undefined,
       status: 'final',
       code: { coding: [{ ...BARRIER_CODE }] },
       subject: patient,
@@ -467,7 +483,6 @@ function buildStrength(
   strength: Strength,
   p: Placement,
   patient: FhirReference,
-  identifier: Identifier | undefined,
   goals: FhirReference[],
 ): Condition {
   return profiled<Condition>(
@@ -475,7 +490,6 @@ function buildStrength(
       resourceType: 'Condition',
       id: p.id,
       extension: goals.map((goal) => ({ url: EXTENSION.pertainsToGoal, valueReference: goal })),
-      identifier: identifier ? [identifier] : undefined,
       clinicalStatus: { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] },
       category: [
         {
