@@ -148,6 +148,14 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     bodyLimit: config.bodyLimitBytes,
+    // Deadlines for slow or silent clients. Node checks the request and headers timeouts only every
+    // connectionsCheckingInterval (30 s by default), so that is set to a fraction of the shortest of them.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+    },
     // One log line per request (written when it completes, below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // A caller's X-Request-Id is kept (and passed on to the FHIR server) only when it is a UUID or hex id: it is

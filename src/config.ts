@@ -56,6 +56,17 @@ export interface Config {
    * (V8's --heap-growing-percent); 0 = V8's own heuristic. See server.ts.
    */
   heapGrowthPercent: number;
+  /** Inbound HTTP: the whole request (headers and body) must arrive within this (ms). */
+  requestTimeoutMs: number;
+  /** Inbound HTTP: the request line and headers must arrive within this (ms). */
+  headersTimeoutMs: number;
+  /** Inbound HTTP: an idle keep-alive connection is closed after this (ms). */
+  keepAliveTimeoutMs: number;
+  /**
+   * The FHIR server's base URL as API callers may see it (`fullUrl`s of FHIR answers); undefined with the embedded
+   * server, whose loopback address means nothing to a caller: its answers then carry no fullUrl.
+   */
+  fhirPublicBaseUrl?: string;
 }
 
 export class ConfigError extends Error {}
@@ -256,5 +267,24 @@ export function loadConfig(env: Env = process.env): Config {
     changeFeedSettleMs: integer(env, 'CHANGE_FEED_SETTLE_MS', 1000, 0, 600_000),
     embeddedFhirPort: integer(env, 'EMBEDDED_FHIR_PORT', 0, 0, 65535),
     heapGrowthPercent: integer(env, 'HEAP_GROWTH_PERCENT', 30, 0, 300),
+    ...inboundTimeouts(env),
+    fhirPublicBaseUrl: url(env, 'FHIR_PUBLIC_BASE_URL') ?? url(env, 'FHIR_BASE_URL'),
+  };
+}
+
+/** Slow or silent clients must not hold connections open (issue 12): every phase of a request has a deadline. */
+function inboundTimeouts(env: Env) {
+  const requestTimeoutMs = integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 600_000);
+  const headersTimeoutMs = integer(env, 'HEADERS_TIMEOUT_MS', 10_000, 100, 600_000);
+  // Node refuses a headers timeout longer than the request timeout (ERR_OUT_OF_RANGE).
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      `HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not exceed REQUEST_TIMEOUT_MS (${requestTimeoutMs})`,
+    );
+  }
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
   };
 }
