@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-INTEGRATION_TESTS=(test/care-plans.test.ts test/sync.test.ts test/faults.test.ts)
+INTEGRATION_TESTS=(test/care-plans.test.ts test/sync.test.ts test/faults.test.ts test/isolation.test.ts)
 export HAPI_PORT="${HAPI_PORT:-8090}"
 mkdir -p test-output
 

@@ -204,3 +204,153 @@ t.test('nothing acknowledged is lost or duplicated when the network misbehaves',
       `acknowledged ${acknowledged.size}, CarePlans on server ${carePlansOnServer}; proxy: ${JSON.stringify(proxy.counts)}`,
   );
 });
+
+/** A proxy that forwards everything, but loses the answer of every transaction after the FHIR server did it. */
+function startAnswerLosingProxy(
+  target: URL,
+): Promise<{ server: Server; baseUrl: string; lost: () => number }> {
+  let lost = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const upstream = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: target.host },
+        },
+        (answer) => {
+          const body: Buffer[] = [];
+          answer.on('data', (chunk) => body.push(chunk));
+          answer.on('end', () => {
+            // A transaction, not a batch (the service reads parts with a batch).
+            const isTransaction =
+              req.method === 'POST' && /"type":\s*"transaction"/.test(Buffer.concat(chunks).toString());
+            if (isTransaction) {
+              lost++;
+              req.socket.destroy();
+              return;
+            }
+            res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
+          });
+        },
+      );
+      upstream.on('error', () => req.socket.destroy());
+      upstream.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({ server, baseUrl: `http://127.0.0.1:${port}${target.pathname}`, lost: () => lost });
+    }),
+  );
+}
+
+t.test('an edit whose answer was lost after it committed answers success, once', async (t) => {
+  const fhir: TestService = await startTestService();
+  t.teardown(() => fhir.close());
+  const proxy = await startAnswerLosingProxy(new URL(fhir.fhirBaseUrl));
+  t.teardown(() => new Promise<void>((resolve) => proxy.server.close(() => resolve())));
+  const app = await buildApp(
+    { ...loadConfig({ FHIR_TIMEOUT_MS: '3000', FHIR_MAX_RETRIES: '0' }), fhirBaseUrl: proxy.baseUrl },
+    { logger: quietLogger },
+  );
+  t.teardown(() => app.close());
+  const plan = examplePlan() as { patient: { reference: string } };
+  plan.patient = { reference: await fhir.newPatient('lost-answer') };
+  const created = await fhir.app.inject({ method: 'POST', url: '/care-plans', payload: plan });
+  const id = created.json().id as string;
+  const edited = await app.inject({
+    method: 'PATCH',
+    url: `/care-plans/${id}/goals/walk-to-market`,
+    headers: { 'if-match': created.headers.etag as string, 'content-type': 'application/json' },
+    payload: { achievementStatus: 'achieved' },
+  });
+  t.equal(proxy.lost(), 1, 'the answer of the transaction was lost');
+  t.equal(edited.statusCode, 200, 'the edit answers success: its write is there');
+  t.equal(edited.json().goals[0].achievementStatus, 'achieved');
+  const history = await fhir.app.inject({ method: 'GET', url: `/care-plans/${id}/history` });
+  t.equal(history.json().items.length, 2, 'one version more, not two');
+  t.equal(edited.headers.etag, `W/"${history.json().items[0].version}"`, 'the ETag of that version');
+});
+
+t.test('edits retried with an Idempotency-Key under faults: each applied exactly once', async (t) => {
+  const fhir: TestService = await startTestService();
+  t.teardown(() => fhir.close());
+  const proxy = await startFaultyProxy(
+    new URL(fhir.fhirBaseUrl),
+    seeded(Number(process.env.FAULT_SEED ?? 7)),
+  );
+  t.teardown(() => new Promise<void>((resolve) => proxy.server.close(() => resolve())));
+  const instances: FastifyInstance[] = [];
+  for (const retries of ['6', '0']) {
+    const app = await buildApp(
+      { ...loadConfig({ FHIR_TIMEOUT_MS: '3000', FHIR_MAX_RETRIES: retries }), fhirBaseUrl: proxy.baseUrl },
+      { logger: quietLogger },
+    );
+    instances.push(app);
+    t.teardown(() => app.close());
+  }
+  const plans: { id: string; etag: string; patient: string }[] = [];
+  for (let i = 0; i < 20; i++) {
+    const plan = examplePlan() as { patient: { reference: string } };
+    plan.patient = { reference: await fhir.newPatient(`edit-fault-${i}`) };
+    const created = await fhir.app.inject({ method: 'POST', url: '/care-plans', payload: plan });
+    plans.push({
+      id: created.json().id,
+      etag: created.headers.etag as string,
+      patient: plan.patient.reference,
+    });
+  }
+  let attempts = 0;
+  let retried = 0;
+  let replayed = 0;
+  const queue = [...plans];
+  const client = async (worker: number) => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      const key = `add-goal-${job.id}`;
+      for (let attempt = 0; attempt < 15; attempt++) {
+        attempts++;
+        // The same request every time (key, If-Match, body), on either instance.
+        const reply = await instances[(worker + attempt) % instances.length].inject({
+          method: 'POST',
+          url: `/care-plans/${job.id}/goals`,
+          headers: { 'if-match': job.etag, 'idempotency-key': key, 'content-type': 'application/json' },
+          payload: {
+            key: 'garden',
+            description: { text: 'Plant tomatoes in spring' },
+            lifecycleStatus: 'proposed',
+          },
+        });
+        if (reply.statusCode === 201) {
+          if (reply.headers['idempotent-replayed'] === 'true') replayed++;
+          break;
+        }
+        if (reply.statusCode < 500 && reply.statusCode !== 409 && reply.statusCode !== 429) {
+          t.fail(`unexpected ${reply.statusCode}: ${reply.body}`);
+          break;
+        }
+        retried++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 5 }, (_, worker) => client(worker)));
+  let exact = 0;
+  for (const { id, patient } of plans) {
+    const read = await fhir.app.inject({ method: 'GET', url: `/care-plans/${id}` });
+    const keys = (read.json().goals as { key?: string }[]).map((g) => g.key);
+    const { body } = await fhir.fhir<Bundle>(`Goal?subject=${patient}&_count=100`);
+    const onServer = body.total ?? body.entry?.length ?? 0;
+    if (keys.join() === 'walk-to-market,blood-sugar,garden' && onServer === 3) exact++;
+    else t.fail(`${id}: goals ${keys.join()}, ${onServer} on the server`);
+  }
+  t.equal(exact, plans.length, 'every plan got the goal exactly once');
+  t.ok(retried > 0, 'some edits failed and were retried');
+  t.comment(
+    `edit faults: ${plans.length} edits, ${attempts} attempts (${retried} answered 5xx/409/429 and retried, ${replayed} answered as replays); proxy: ${JSON.stringify(proxy.counts)}`,
+  );
+});

@@ -708,3 +708,47 @@ t.test(
     t.equal(stale.headers.etag, listed.headers.etag, 'with the current ETag');
   },
 );
+
+t.test("answers never show the FHIR server's internal address; fullUrls use its public base", async (t) => {
+  const created = await send({ method: 'POST', url: '/care-plans', body: planFor(patientA) }, tokenA);
+  const id = created.json().id as string;
+  const answers = [
+    created,
+    await send(
+      { method: 'GET', url: `/care-plans/${id}`, headers: { accept: 'application/fhir+json' } },
+      tokenA,
+    ),
+    await send({ method: 'GET', url: `/care-plans/${id}/history` }, tokenA),
+    await send({ method: 'GET', url: `/care-plans?patient=${patientA}` }, tokenA),
+    await send({ method: 'GET', url: '/care-plans/no-such-plan' }, tokenA),
+  ];
+  const internal = new URL(service.fhirBaseUrl).host;
+  for (const answer of answers)
+    t.notOk(answer.body.includes(internal), `no ${internal} in ${answer.statusCode} answer`);
+  const bundle = answers[1].json() as Bundle;
+  t.ok(
+    bundle.entry?.length && bundle.entry.every((e) => e.fullUrl === undefined),
+    'no fullUrl without a public base',
+  );
+
+  const withPublic = await startTestService({ FHIR_PUBLIC_BASE_URL: 'https://fhir.example.org/r4/' });
+  t.teardown(() => withPublic.close());
+  const plan = await withPublic.app.inject({
+    method: 'POST',
+    url: '/care-plans',
+    payload: planFor(patientA),
+  });
+  const fhir = await withPublic.app.inject({
+    method: 'GET',
+    url: `/care-plans/${plan.json().id}`,
+    headers: { accept: 'application/fhir+json' },
+  });
+  const entries = (fhir.json() as Bundle).entry ?? [];
+  t.ok(entries.length > 1, 'the plan as FHIR');
+  t.ok(
+    entries.every(
+      (e) => e.fullUrl === `https://fhir.example.org/r4/${e.resource?.resourceType}/${e.resource?.id}`,
+    ),
+    'every fullUrl on the public base',
+  );
+});

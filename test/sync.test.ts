@@ -389,6 +389,50 @@ t.test('Idempotency-Key: a retry returns the same plan and creates nothing', asy
   t.equal(await countOnServer(service, 'CarePlan', `subject=${patient}`), 2);
 });
 
+t.test('Idempotency-Key on edits: a retry answers as the first time and writes nothing', async (t) => {
+  const patient = await service.newPatient('idem-edit');
+  const created = await create(patient);
+  const id = created.body?.id as string;
+  const goal = {
+    key: 'garden',
+    description: { text: 'Plant tomatoes in spring' },
+    lifecycleStatus: 'proposed',
+  };
+  const headers = { 'if-match': created.headers.etag as string, 'idempotency-key': `edit-${Math.random()}` };
+  const first = await call('POST', `/care-plans/${id}/goals`, goal, headers);
+  t.equal(first.status, 201);
+  // The client did not see the answer and sends the same request again, with the If-Match it had.
+  const again = await call('POST', `/care-plans/${id}/goals`, goal, headers);
+  t.equal(again.status, 201, 'the same answer, not a 412');
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal(again.headers.etag, first.headers.etag, 'the same version');
+  t.equal((again.body?.goals as Json[]).length, 3, 'one goal added, not two');
+  const other = await call('POST', `/care-plans/${id}/goals`, { ...goal, key: 'other' }, headers);
+  t.equal(other.status, 422, 'the same key with another body');
+  t.match(other.body, { type: 'https://shared-care-plans.org/problems/idempotency-key-reused' });
+
+  // Someone else edits after the lost answer: the retry still finds its own write (in the history), writes nothing.
+  const progress = await call(
+    'PATCH',
+    `/care-plans/${id}/goals/garden`,
+    { achievementStatus: 'in-progress' },
+    {
+      'if-match': first.headers.etag as string,
+    },
+  );
+  t.equal(progress.status, 200);
+  const late = await call('POST', `/care-plans/${id}/goals`, goal, headers);
+  t.equal(late.status, 201, 'a late retry is still recognised');
+  t.equal(late.headers['idempotent-replayed'], 'true');
+  t.equal(late.headers.etag, progress.headers.etag, 'and answers the current plan');
+  t.equal(await countOnServer(service, 'Goal', `subject=${patient}`), 3, 'three goals on the server');
+  const fresh = await call('POST', `/care-plans/${id}/goals`, goal, {
+    'if-match': created.headers.etag as string,
+    'idempotency-key': `edit-${Math.random()}`,
+  });
+  t.equal(fresh.status, 412, 'a new key with a stale If-Match is an ordinary stale write');
+});
+
 t.test('a consumer of the change feed ends with exactly the plans and versions on the server', async (t) => {
   // Start at the current end of the feed.
   // (Loops count their pages and check once, so the number of assertions does not depend on timing.)

@@ -367,13 +367,17 @@ export class CarePlanService {
   }
 }
 
-/** The resources of a stored plan as a FHIR Bundle (collection). */
-export function planResourcesBundle(stored: StoredPlan, baseUrl: string): Bundle {
+/**
+ * The resources of a stored plan as a FHIR Bundle (collection). `fullUrl`s use the FHIR server's public base URL;
+ * without one (the embedded server, whose loopback address means nothing to a caller) entries have none.
+ */
+export function planResourcesBundle(stored: StoredPlan, publicBaseUrl: string | undefined): Bundle {
+  const base = publicBaseUrl?.replace(/\/+$/, '');
   return {
     resourceType: 'Bundle',
     type: 'collection',
     entry: stored.resources.map((resource) => ({
-      fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`,
+      ...(base ? { fullUrl: `${base}/${resource.resourceType}/${resource.id}` } : {}),
       resource,
     })),
   };

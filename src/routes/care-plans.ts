@@ -294,7 +294,9 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       }
       const wanted = request.headers.accept ?? '*/*';
       if (/application\/fhir\+json/.test(wanted)) {
-        return reply.type('application/fhir+json').send(planResourcesBundle(stored, app.fhir.baseUrl));
+        return reply
+          .type('application/fhir+json')
+          .send(planResourcesBundle(stored, app.config.fhirPublicBaseUrl));
       }
       return reply.type('application/json').send(stored.plan);
     },
