@@ -752,3 +752,79 @@ t.test("answers never show the FHIR server's internal address; fullUrls use its 
     'every fullUrl on the public base',
   );
 });
+
+t.test(
+  'a plan another system wrote: its parts stay references, never changed; importing copies them',
+  async (t) => {
+    const system = await issuer.token({
+      scope: 'system/CarePlan.cruds',
+      client_id: 'ehr-sync',
+      sub: 'ehr-sync',
+    });
+    const goal = (
+      await service.fhir<Resource>('Goal', {
+        method: 'POST',
+        body: JSON.stringify({
+          resourceType: 'Goal',
+          lifecycleStatus: 'active',
+          description: { text: 'Walk the dog every morning (written by the EHR)' },
+          subject: { reference: patientA },
+        }),
+      })
+    ).body;
+    const carePlan = (
+      await service.fhir<Resource>('CarePlan', {
+        method: 'POST',
+        body: JSON.stringify({
+          resourceType: 'CarePlan',
+          status: 'active',
+          intent: 'plan',
+          title: 'The EHR plan',
+          subject: { reference: patientA },
+          goal: [{ reference: `Goal/${goal.id}` }],
+        }),
+      })
+    ).body;
+    const read = await send({ method: 'GET', url: `/care-plans/${carePlan.id}` }, system);
+    t.equal(read.statusCode, 200, 'the service reads the foreign plan');
+    t.notOk(read.json().goals, 'its Goal is not taken as a part (nothing proves it is one)');
+    t.same(read.json().unmappedFhir.goal, [{ reference: `Goal/${goal.id}` }], 'it stays a reference');
+    const put = await send(
+      {
+        method: 'PUT',
+        url: `/care-plans/${carePlan.id}`,
+        body: { ...(read.json() as Json), title: 'The EHR plan, retitled' },
+        headers: { 'if-match': read.headers.etag as string },
+      },
+      system,
+    );
+    t.equal(put.statusCode, 200, 'and writes it');
+    t.same(put.json().unmappedFhir.goal, [{ reference: `Goal/${goal.id}` }], 'keeping the reference');
+    const after = await service.fhir<Resource>(`Goal/${goal.id}`);
+    t.equal(after.body.meta?.versionId, goal.meta?.versionId, 'the EHR Goal is unchanged');
+
+    // Importing: the EHR's FHIR through $from-fhir, then POST: a new plan whose parts are copies.
+    const imported = await send(
+      {
+        method: 'POST',
+        url: '/care-plans/$from-fhir',
+        body: {
+          resourceType: 'Bundle',
+          type: 'collection',
+          entry: [{ resource: { ...carePlan, meta: undefined } }, { resource: { ...goal, meta: undefined } }],
+        },
+      },
+      system,
+    );
+    t.equal(imported.statusCode, 200);
+    t.equal(imported.json().goals.length, 1, 'the Goal becomes a goal of the plan');
+    const copy = await send({ method: 'POST', url: '/care-plans', body: imported.json() }, system);
+    t.equal(copy.statusCode, 201);
+    t.not(copy.json().id, carePlan.id, 'a new plan');
+    t.equal(copy.json().goals.length, 1, 'with the goal');
+    t.not(copy.json().goals[0].id, goal.id, 'as a new Goal the service owns');
+    t.equal(copy.json().goals[0].key, goal.id, 'named by the id it had');
+    const original = await service.fhir<Resource>(`Goal/${goal.id}`);
+    t.equal(original.body.meta?.versionId, goal.meta?.versionId, 'the original stays as it was');
+  },
+);
