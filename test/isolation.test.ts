@@ -10,6 +10,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { Bundle, ElementDefinition, Resource, StructureDefinition } from 'fhir/r4.js';
 import t from 'tap';
 import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
+import { PART_SLOTS } from '../src/fhir/mapping/plan-parts.js';
 import { fromRoot } from '../src/paths.js';
 import { AUDIENCE, ISSUER, type Issuer, startIssuer } from './helpers/auth.js';
 import { examplePlan, startTestService, type TestService } from './helpers/service.js';
@@ -826,5 +827,45 @@ t.test(
     t.equal(copy.json().goals[0].key, goal.id, 'named by the id it had');
     const original = await service.fhir<Resource>(`Goal/${goal.id}`);
     t.equal(original.body.meta?.versionId, goal.meta?.versionId, 'the original stays as it was');
+  },
+);
+
+t.test(
+  'carried references cost no reads: only what can be a part is read, within the schema limits',
+  async (t) => {
+    const schema = JSON.parse(readFileSync(fromRoot('schemas', 'care-plan.schema.json'), 'utf8'));
+    const max = (name: string) => schema.properties[name].maxItems as number;
+    t.same(
+      PART_SLOTS.map((slot) => slot.max),
+      [max('goals'), 1, 1 + max('preferences') + max('barriers') + max('strengths')],
+      'the slots hold at most as many parts as the schema allows',
+    );
+    // Count what the service asks the FHIR server to read (the real gateway, called through).
+    const gateway = service.app.fhir;
+    const original = gateway.readMany.bind(gateway);
+    let asked = 0;
+    gateway.readMany = async (references, context) => {
+      asked += references.length;
+      return original(references, context);
+    };
+    t.teardown(() => {
+      gateway.readMany = original;
+    });
+    const plan = planFor(patientA);
+    const many = (type: string) => Array.from({ length: 2000 }, (_, i) => ({ reference: `${type}/x${i}` }));
+    plan.unmappedFhir = {
+      goal: many('Goal'),
+      careTeam: many('CareTeam'),
+      supportingInfo: many('Observation'),
+    };
+    const created = await send({ method: 'POST', url: '/care-plans', body: plan }, tokenA);
+    t.equal(created.statusCode, 201);
+    asked = 0;
+    const read = await send({ method: 'GET', url: `/care-plans/${created.json().id}` }, tokenA);
+    t.equal(read.statusCode, 200);
+    t.equal(read.json().unmappedFhir.goal.length, 2000, 'the references are all kept');
+    const own = 2 + 1 + 1 + 2 + 2 + 2; // the example: goals, team, what matters, preferences, barriers, strengths
+    t.ok(asked <= 100 + 1 + 301, `reads bounded by the schema limits (${asked})`);
+    t.ok(asked >= own, 'and the plan’s own parts are read');
   },
 );

@@ -7,11 +7,21 @@ import type { CarePlan, Identifier, Reference, Resource } from 'fhir/r4.js';
 import { parseLiteralReference } from '../fhir-id.js';
 import { MANAGED_IDENTIFIER_SYSTEMS, SYSTEM } from './codes.js';
 
-/** Where a CarePlan points at its parts, and which resource types the service writes there. */
-const PART_SLOTS: { element: 'goal' | 'careTeam' | 'supportingInfo'; types: readonly string[] }[] = [
-  { element: 'goal', types: ['Goal'] },
-  { element: 'careTeam', types: ['CareTeam'] },
-  { element: 'supportingInfo', types: ['Observation', 'Condition'] },
+/**
+ * Where a CarePlan points at its parts, which resource types the service writes there, and how many parts a slot
+ * can hold: the schema's maxItems (schemas/care-plan.schema.json: 100 goals; one care team; what matters, 100
+ * preferences, 100 barriers, 100 strengths). The mapping writes its parts first and carried references after
+ * them, so only the first `max` references of a slot can be parts: a plan carrying thousands of references costs
+ * no more reads than its own parts.
+ */
+export const PART_SLOTS: {
+  element: 'goal' | 'careTeam' | 'supportingInfo';
+  types: readonly string[];
+  max: number;
+}[] = [
+  { element: 'goal', types: ['Goal'], max: 100 },
+  { element: 'careTeam', types: ['CareTeam'], max: 1 },
+  { element: 'supportingInfo', types: ['Observation', 'Condition'], max: 1 + 3 * 100 },
 ];
 
 /** The plan's own identifier value (SYSTEM.planPart) on its CarePlan, if the service wrote one. */
@@ -24,9 +34,11 @@ export function planKeyOf(carePlan: CarePlan): string | undefined {
  * the service writes there, with a valid id. Candidates only: `ownParts` decides.
  */
 export function partReferencesOf(carePlan: CarePlan): string[] {
+  // A CarePlan the service did not write (no plan identifier) has no parts to look for.
+  if (!planKeyOf(carePlan)) return [];
   const references: string[] = [];
-  for (const { element, types } of PART_SLOTS) {
-    for (const ref of (carePlan[element] ?? []) as Reference[]) {
+  for (const { element, types, max } of PART_SLOTS) {
+    for (const ref of ((carePlan[element] ?? []) as Reference[]).slice(0, max)) {
       const literal = parseLiteralReference(ref.reference);
       if (literal && types.includes(literal.type)) references.push(ref.reference as string);
     }
