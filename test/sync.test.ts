@@ -406,7 +406,7 @@ t.test('Idempotency-Key on edits: a retry answers as the first time and writes n
   t.equal(again.status, 201, 'the same answer, not a 412');
   t.equal(again.headers['idempotent-replayed'], 'true');
   t.equal(again.headers.etag, first.headers.etag, 'the same version');
-  t.equal((again.body?.goals as Json[]).length, 3, 'one goal added, not two');
+  t.equal(again.body?.goals?.length, 3, 'one goal added, not two');
   const other = await call('POST', `/care-plans/${id}/goals`, { ...goal, key: 'other' }, headers);
   t.equal(other.status, 422, 'the same key with another body');
   t.match(other.body, { type: 'https://shared-care-plans.org/problems/idempotency-key-reused' });
