@@ -121,6 +121,23 @@ const resourceTypes = resourceList.map((/** @type {{ $ref: string }} */ r) =>
 if (resourceTypes.length !== 146) throw new Error(`expected 146 resource types, got ${resourceTypes.length}`);
 for (const t of AOT_TYPES) if (!defs[t]) throw new Error(`no definition for ${t}`);
 
+// ---- FHIR's string/markdown regex, read as written: it comes from XML Schema, where \s is only space, tab,
+// CR and LF, so `[ \r\n\t\S]` is every character. In JavaScript \S also excludes the Unicode spaces, which
+// would refuse a no-break space (U+00A0) in any string. Rewritten before anything below reads the patterns.
+const XSD_STRING_PATTERN = '^[ \\r\\n\\t\\S]+$';
+/** @param {unknown} node */
+const readStringPatternAsXsd = (node) => {
+  if (Array.isArray(node)) {
+    for (const n of node) readStringPatternAsXsd(n);
+  } else if (node && typeof node === 'object') {
+    const obj = /** @type {Json} */ (node);
+    if (obj.pattern === XSD_STRING_PATTERN) obj.pattern = '^[\\s\\S]+$';
+    for (const v of Object.values(obj)) readStringPatternAsXsd(v);
+  }
+};
+if (defs.string?.pattern !== XSD_STRING_PATTERN) throw new Error('unexpected FHIR string pattern');
+readStringPatternAsXsd(schema);
+
 // ---- metadata derived from the official schema (before descriptions are stripped) ----
 /** Primitive type name by pattern, to turn "must match pattern ^...$" into "is not a valid FHIR dateTime". */
 /** @type {Record<string, string>} */
