@@ -13,7 +13,15 @@
 //   onResponse  one audit line per care plan request: who, which plan, what, outcome, status
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import {
+  type CryptoKey,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  type JWTPayload,
+  type JWTVerifyOptions,
+  type JWTVerifyResult,
+  jwtVerify,
+} from 'jose';
 import type { AppConfig } from '../app.js';
 import {
   ANONYMOUS,
@@ -139,6 +147,8 @@ function describeTokenError(error: unknown): string | undefined {
     case 'ERR_JWKS_NO_MATCHING_KEY':
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return 'it is not signed with a key the issuer publishes';
+    case 'ERR_TOO_MANY_KEYS_WITHOUT_KID':
+      return `it has no kid, and the issuer publishes more than ${MAX_KEYS_WITHOUT_KID} keys it could be signed with`;
     case 'ERR_JWS_INVALID':
     case 'ERR_JWT_INVALID':
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
@@ -165,6 +175,51 @@ export function callerFromPayload(payload: JWTPayload): Caller {
   };
 }
 
+/** Keys tried for a token without `kid`: enough for a key rotation, too few for a big JWKS to cost much. */
+export const MAX_KEYS_WITHOUT_KID = 5;
+
+type KeySet = Parameters<typeof jwtVerify>[1] & ((...args: never[]) => unknown);
+
+/**
+ * jwtVerify, and for a token without `kid` when the JWKS holds several keys it could be signed with (during a
+ * key rotation): each of them, at most MAX_KEYS_WITHOUT_KID. Accepted only when exactly one key verifies it.
+ */
+export async function verifyJwt(
+  token: string,
+  jwks: KeySet,
+  options: JWTVerifyOptions,
+): Promise<JWTVerifyResult> {
+  try {
+    return await jwtVerify(token, jwks, options);
+  } catch (error) {
+    const candidates = error as Partial<AsyncIterable<CryptoKey>> & { code?: string };
+    if (candidates.code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' || !candidates[Symbol.asyncIterator])
+      throw error;
+    if (decodeProtectedHeader(token).kid !== undefined) throw error; // two keys with one kid: the issuer's mistake
+    // Each key the signature verifies with: its result, or the claim error (expired, ...) that followed.
+    const verified: (JWTVerifyResult | { claimError: unknown })[] = [];
+    let tried = 0;
+    for await (const key of candidates as AsyncIterable<CryptoKey>) {
+      if (++tried > MAX_KEYS_WITHOUT_KID) throw tooManyKeys();
+      try {
+        verified.push(await jwtVerify(token, key, options));
+      } catch (keyError) {
+        if ((keyError as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
+          verified.push({ claimError: keyError });
+      }
+    }
+    if (verified.length !== 1) throw error; // none, or ambiguous: "not signed with a key the issuer publishes"
+    const [result] = verified;
+    if ('claimError' in result) throw result.claimError;
+    return result;
+  }
+}
+
+class TooManyKeys extends Error {
+  readonly code = 'ERR_TOO_MANY_KEYS_WITHOUT_KID';
+}
+const tooManyKeys = () => new TooManyKeys('too many candidate keys for a token without kid');
+
 /** Verifies a bearer token: signature by a key of the JWKS, iss, aud, exp (required). Throws a 401 or 503 problem. */
 export function tokenVerifier(config: AppConfig): (token: string) => Promise<Caller> {
   const jwks = createRemoteJWKSet(new URL(config.authJwksUrl as string), {
@@ -181,7 +236,7 @@ export function tokenVerifier(config: AppConfig): (token: string) => Promise<Cal
     if (hit && hit.until > now) return hit.caller;
     if (hit) verified.delete(token);
     try {
-      const { payload } = await jwtVerify(token, jwks, {
+      const { payload } = await verifyJwt(token, jwks, {
         issuer: config.authIssuer,
         audience: config.authAudience,
         algorithms: ALGORITHMS,
