@@ -95,11 +95,16 @@ export function isPublicRoute(url: string | undefined): boolean {
   return url !== undefined && (PUBLIC_PATHS.has(url) || url.startsWith('/docs/'));
 }
 
+/** A path (not a route pattern) of a public route: another method there is a 405 that needs no token. */
+function isPublicPath(path: string): boolean {
+  return isPublicRoute(path) || /^\/fhir\/[^/]+\/[^/]+$/.test(path);
+}
+
 function accessOf(request: FastifyRequest): RouteAccess | 'public' | undefined {
   const { url, config } = request.routeOptions;
   if (config?.auth) return config.auth;
   if (isPublicRoute(url)) return 'public';
-  if (url === undefined) return undefined;
+  if (url === undefined) return isPublicPath(request.url.split('?')[0]) ? 'public' : undefined;
   const method = request.method === 'HEAD' ? 'GET' : request.method;
   return ROUTE_ACCESS[`${method} ${url}`];
 }

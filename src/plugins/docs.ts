@@ -3,6 +3,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { isPublicRoute } from './auth.js';
+import { offeredTypes } from './conformance.js';
 import { exampleFhirBundle, exampleFhirCarePlan, examplePlan } from './schemas.js';
 
 type OpenApi = {
@@ -59,8 +61,8 @@ function addExamples(document: OpenApi): OpenApi {
   return document;
 }
 
-/** Operations anyone may call, also with AUTH_MODE=jwt (see src/plugins/auth.ts). */
-const PUBLIC_OPERATIONS = new Set(['/health/live', '/health/ready', '/fhir/{type}/{id}']);
+/** The route pattern of an OpenAPI path: /fhir/{type}/{id} -> /fhir/:type/:id. */
+const routeOf = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1');
 
 const problemAnswer = (description: string) => ({
   description,
@@ -68,10 +70,36 @@ const problemAnswer = (description: string) => ({
 });
 
 /**
- * The bearer token security scheme (Swagger UI then offers "Authorize"), required by every operation but the
- * public ones, which also answer 401, 403 and 429.
+ * Swagger UI's own route is not in the document (the plugin hides it): described here, so that the document
+ * says it needs no token.
  */
-function addSecurity(document: OpenApi): OpenApi {
+function addDocsPage(document: OpenApi): OpenApi {
+  document.paths = {
+    ...document.paths,
+    '/docs': {
+      get: {
+        tags: ['docs'],
+        operationId: 'readApiDocs',
+        summary: 'Swagger UI for this document',
+        responses: {
+          200: {
+            description: 'The Swagger UI page',
+            content: { 'text/html': { schema: { type: 'string' } } },
+          },
+        },
+      },
+    } as never,
+  };
+  return document;
+}
+
+/**
+ * The bearer token security scheme (Swagger UI then offers "Authorize"), required by every operation but the
+ * public ones (`security: []`, see isPublicRoute in src/plugins/auth.ts); those that need a token also answer 401
+ * and 403. Every operation can meet the rate limit (429, except the health probes), the header size limit
+ * (431), and, where it declares the media types of its answers, content negotiation (406).
+ */
+function addSecurity(document: OpenApi, negotiated: Set<string>): OpenApi {
   const doc = document as OpenApi & { components?: Record<string, unknown>; security?: unknown };
   doc.components = {
     ...doc.components,
@@ -89,16 +117,27 @@ function addSecurity(document: OpenApi): OpenApi {
   };
   doc.security = [{ bearerAuth: [] }];
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
-    for (const operation of Object.values(item) as Record<string, unknown>[]) {
-      if (PUBLIC_OPERATIONS.has(path)) {
-        operation.security = [];
-        continue;
-      }
+    const route = routeOf(path);
+    for (const [method, operation] of Object.entries(item) as [string, Record<string, unknown>][]) {
       const responses = (operation.responses ?? {}) as Record<string, unknown>;
+      const isPublic = isPublicRoute(route);
+      if (isPublic) operation.security = [];
       operation.responses = {
-        401: problemAnswer('No valid access token (missing, expired, wrong issuer/audience, bad signature).'),
-        403: problemAnswer("The token's scopes do not allow this operation."),
-        429: problemAnswer('Too many requests from this client; retry after Retry-After.'),
+        ...(isPublic
+          ? {}
+          : {
+              401: problemAnswer(
+                'No valid access token (missing, expired, wrong issuer/audience, bad signature).',
+              ),
+              403: problemAnswer("The token's scopes do not allow this operation."),
+            }),
+        ...(negotiated.has(`${method.toUpperCase()} ${route}`)
+          ? { 406: problemAnswer('None of the media types this answer has is acceptable (Accept).') }
+          : {}),
+        ...(route.startsWith('/health/')
+          ? {}
+          : { 429: problemAnswer('Too many requests from this client; retry after Retry-After.') }),
+        431: problemAnswer('The request line and headers together are larger than 16 KiB.'),
         ...responses,
       };
     }
@@ -107,6 +146,12 @@ function addSecurity(document: OpenApi): OpenApi {
 }
 
 export default fp(async function docs(app: FastifyInstance) {
+  // The routes that negotiate their answer's media type (src/plugins/conformance.ts), so may answer 406.
+  const negotiated = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    if (offeredTypes(route.schema).length === 0) return;
+    for (const method of [route.method].flat()) negotiated.add(`${method} ${route.url}`);
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -125,6 +170,7 @@ export default fp(async function docs(app: FastifyInstance) {
         { name: 'sync', description: 'Versions and the change feed, for services that keep plans in sync' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'definitions', description: "This project's FHIR extensions and code systems" },
+        { name: 'docs', description: 'This API document and Swagger UI' },
       ],
     },
     refResolver: {
@@ -132,11 +178,30 @@ export default fp(async function docs(app: FastifyInstance) {
         typeof json.$id === 'string' ? json.$id : `schema-${index}`,
     },
     transformObject: (documentObject) =>
-      addSecurity(addExamples((documentObject as { openapiObject: OpenApi }).openapiObject)) as never,
+      addSecurity(
+        addDocsPage(addExamples((documentObject as { openapiObject: OpenApi }).openapiObject)),
+        negotiated,
+      ) as never,
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { docExpansion: 'list', deepLinking: true },
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        tags: ['docs'],
+        operationId: 'readOpenApiDocument',
+        summary: 'This OpenAPI 3 document',
+        response: {
+          200: {
+            description: 'The OpenAPI document (also committed as openapi/openapi.json)',
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+        },
+      },
+    },
+    async (_request, reply) => reply.type('application/json').send(app.swagger()),
+  );
 });

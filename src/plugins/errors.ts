@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiProblem, type ProblemError } from '../errors.js';
+import conformance, { allowedMethods } from './conformance.js';
 
 interface AjvError {
   instancePath: string;
@@ -91,11 +92,22 @@ export default fp(async function errors(app: FastifyInstance) {
     else request.log.info({ problem: problem.problemType, status: problem.status }, 'request refused');
     return sendProblem(reply, request, problem);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      reply,
-      request,
-      new ApiProblem('not-found', `no route for ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
+  await app.register(conformance);
+  // A path that exists with other methods is a 405 naming them (RFC 9110 15.5.6), not a 404.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    const allowed = allowedMethods(app, path);
+    if (allowed.length > 0) {
+      return sendProblem(
+        reply,
+        request,
+        new ApiProblem(
+          'method-not-allowed',
+          `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`,
+          { headers: { allow: allowed.join(', ') } },
+        ),
+      );
+    }
+    return sendProblem(reply, request, new ApiProblem('not-found', `no route for ${request.method} ${path}`));
+  });
 });
