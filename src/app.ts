@@ -18,7 +18,7 @@ import { ApiProblem, PROBLEM_BASE, PROBLEM_TYPES, type ProblemType } from './err
 import { FhirGateway } from './fhir/gateway.js';
 import { SmartBackendAuth } from './fhir/smart-backend-auth.js';
 import { warmUpValidators } from './fhir/validation/index.js';
-import { loggerOptions as pinoOptions } from './logging.js';
+import { loggerOptions as pinoOptions, requestIdFrom } from './logging.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
@@ -158,13 +158,10 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     },
     // One log line per request (written when it completes, below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    // A caller's X-Request-Id is kept (and passed on to the FHIR server) only when it is a UUID or hex id: it is
-    // logged on every line, so it must not be able to carry a name.
+    // A caller's X-Request-Id is kept (echoed, logged on every line, passed on to the FHIR server) only when it
+    // cannot carry PHI: see requestIdFrom.
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[0-9A-Fa-f-]{8,64}$/.test(given) ? given : randomUUID();
-    },
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']) ?? randomUUID(),
     clientErrorHandler,
     // A URL the router refuses (bad encoding, a path parameter over 100 characters) is a problem too.
     frameworkErrors: (error, _request, reply) => {

@@ -6,8 +6,8 @@
 // - errors are logged as type, message, code and stack only: never their attached data (FHIR OperationOutcomes,
 //   validation details, a raw HTTP packet with its Authorization header);
 // - authorization/cookie headers and any `token` are censored should they ever be logged.
-import { type Logger, type LoggerOptions, pino } from 'pino';
-import type { Config } from './config.js';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { type Config, loadConfig } from './config.js';
 
 /** A URL with every query value and every resource id in the path (Type/<id>) replaced. */
 export function redactUrl(url: string): string {
@@ -16,6 +16,19 @@ export function redactUrl(url: string): string {
   if (!query) return path;
   const names = query.split('&').map((pair) => `${pair.split('=')[0].slice(0, 40)}=[redacted]`);
   return `${path}?${names.join('&')}`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** 16 to 64 hex digits with at least one letter: an all-digit value could be a card, phone or record number. */
+const OPAQUE_HEX = /^(?=[0-9]*[a-f])[0-9a-f]{16,64}$/i;
+
+/**
+ * A caller's X-Request-Id, when it is one we may echo and log: a UUID (any version), or a long opaque hex
+ * token. Anything else (e.g. digits and dashes such as an SSN 078-05-1120 or a phone number) is dropped and
+ * the caller gets a generated id instead.
+ */
+export function requestIdFrom(header: string | string[] | undefined): string | undefined {
+  return typeof header === 'string' && (UUID.test(header) || OPAQUE_HEX.test(header)) ? header : undefined;
 }
 
 interface LoggedRequest {
@@ -88,4 +101,46 @@ export function loggerOptions(config: Pick<Config, 'logLevel' | 'logFormat'>): L
 /** The embedded FHIR server's logger: a child that redacts the URLs it logs. */
 export function embeddedFhirLogger(logger: Logger): Logger {
   return logger.child({ component: 'embedded-fhir' }, { serializers });
+}
+
+/**
+ * A FHIR request URL as logged: the route's shape only, e.g. /fhir/CarePlan/:id/_history/:vid. The resource type
+ * (first segment), `_history`, `_search` and `$operations` stay; every other segment (ids, anything a caller typed)
+ * becomes a placeholder, and the query string is dropped (its values are PHI: patient=..., identifier=...).
+ */
+export function fhirRoute(url: string | undefined, base = '/fhir'): string {
+  const path = (url ?? '').split('?', 1)[0];
+  if (path !== base && !path.startsWith(`${base}/`)) return '[not FHIR]';
+  const shape = [base];
+  let previous = 'base';
+  for (const segment of path.slice(base.length).split('/').filter(Boolean)) {
+    if (previous === 'base' && /^[A-Z][A-Za-z]{1,63}$/.test(segment)) previous = 'type';
+    else if (
+      segment === '_history' ||
+      segment === '_search' ||
+      /^\$[A-Za-z][A-Za-z0-9-]{0,63}$/.test(segment)
+    )
+      previous = segment;
+    else if (previous === 'base' && segment === 'metadata') previous = segment;
+    else {
+      shape.push(previous === '_history' ? ':vid' : ':id');
+      previous = 'id';
+      continue;
+    }
+    shape.push(segment);
+  }
+  return shape.join('/');
+}
+
+/**
+ * The logger of the standalone embedded FHIR server (npm run fhir:embedded): LOG_LEVEL and LOG_FORMAT as for the
+ * service (a bad value throws a ConfigError naming it), with the same serializers and redaction.
+ */
+export function standaloneFhirLogger(
+  env: Record<string, string | undefined>,
+  destination?: DestinationStream,
+): Logger {
+  const { logLevel, logFormat } = loadConfig({ LOG_LEVEL: env.LOG_LEVEL, LOG_FORMAT: env.LOG_FORMAT });
+  const options = { ...loggerOptions({ logLevel, logFormat }), name: 'embedded-fhir-server' };
+  return destination ? pino(options, destination) : pino(options);
 }

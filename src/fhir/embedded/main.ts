@@ -1,12 +1,20 @@
 /**
  * Runs the embedded FHIR server as its own process:
- *   EMBEDDED_FHIR_PORT (default 8103), EMBEDDED_FHIR_HOST (default 127.0.0.1).
+ *   EMBEDDED_FHIR_PORT (default 8103), EMBEDDED_FHIR_HOST (default 127.0.0.1), LOG_LEVEL, LOG_FORMAT (as for the
+ *   service; requests are logged at debug by route shape, without ids or query values).
  * Prints one JSON log line with the base URL once listening; stops cleanly on SIGTERM/SIGINT.
  */
-import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { standaloneFhirLogger } from '../../logging.js';
 import { startEmbeddedFhirServer } from './server.js';
 
-const logger = pino({ name: 'embedded-fhir-server' });
+let logger: Logger;
+try {
+  logger = standaloneFhirLogger(process.env);
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(1);
+}
 const host = process.env.EMBEDDED_FHIR_HOST || '127.0.0.1';
 const portText = process.env.EMBEDDED_FHIR_PORT || '8103';
 const port = Number(portText);

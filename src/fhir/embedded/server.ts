@@ -14,6 +14,7 @@ import type { FhirRequest, HttpMethod } from '@medplum/fhir-router';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import { fhirRoute } from '../../logging.js';
 import { loadFhirDefinitions } from './definitions.js';
 import { Mutex } from './mutex.js';
 import { EmbeddedRepository } from './repository.js';
@@ -107,24 +108,37 @@ export async function startEmbeddedFhirServer(
   const server = createServer((req, res) => {
     inFlight++;
     const started = performance.now();
+    // Logged by route shape (/fhir/CarePlan/:id): ids and query values are PHI.
+    const route = fhirRoute(req.url, BASE_PATH);
+    // A client that went away (closed the connection mid-request) is routine, not a server error.
+    const aborted = () => req.destroyed || res.destroyed;
     execute(req)
-      .catch((err: unknown): HttpResult => {
-        logger.error({ err, method: req.method, url: req.url }, 'embedded FHIR server: unexpected error');
+      .catch((err: unknown): HttpResult | undefined => {
+        if (aborted()) {
+          logger.debug({ method: req.method, route }, 'embedded FHIR request aborted by the client');
+          return undefined; // nobody to answer
+        }
+        logger.error({ err, method: req.method, route }, 'embedded FHIR server: unexpected error');
         return error(500, 'exception', `Internal error: ${normalizeErrorString(err)}`);
       })
       .then((result) => {
+        if (!result) return;
         send(res, result, closing);
         logger.debug(
           {
             method: req.method,
-            url: req.url,
+            route,
             status: result.status,
             ms: Math.round(performance.now() - started),
           },
           'embedded FHIR request',
         );
       })
-      .catch((err: unknown) => logger.error({ err }, 'embedded FHIR server: could not send response'))
+      .catch((err: unknown) =>
+        aborted()
+          ? logger.debug({ method: req.method, route }, 'embedded FHIR request aborted by the client')
+          : logger.error({ err }, 'embedded FHIR server: could not send response'),
+      )
       .finally(() => {
         inFlight--;
         if (inFlight === 0) {
