@@ -292,7 +292,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           .header('cache-control', 'private, no-cache')
           .send(renderPlanPage(stored.plan));
       }
-      const wanted = request.headers.accept ?? '*/*';
+      const wanted = request.answerType; // negotiated in src/plugins/conformance.ts
       if (/application\/fhir\+json/.test(wanted)) {
         return reply
           .type('application/fhir+json')
