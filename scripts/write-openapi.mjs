@@ -22,9 +22,16 @@ if (!existsSync(appModule)) {
 }
 const { buildApp } = await import(pathToFileURL(appModule).href);
 const { loadConfig } = await import(pathToFileURL(join(root, 'dist', 'src', 'config.js')).href);
+const JWT_ENV = {
+  AUTH_MODE: 'jwt',
+  AUTH_JWKS_URL: 'https://issuer.example/.well-known/jwks.json',
+  AUTH_ISSUER: 'https://issuer.example',
+  AUTH_AUDIENCE: 'https://care-plans.example',
+};
 
 const app = await buildApp(
-  { ...loadConfig({}), fhirBaseUrl: 'http://127.0.0.1:9/fhir', logLevel: 'silent' },
+  // The document of a production deployment: AUTH_MODE=jwt (nothing is fetched from these URLs to build it).
+  { ...loadConfig(JWT_ENV), fhirBaseUrl: 'http://127.0.0.1:9/fhir', logLevel: 'silent' },
   { logger: false },
 );
 let text;

@@ -46,8 +46,16 @@ let service: TestService;
 let served: OpenApi;
 t.before(async () => {
   service = await startTestService();
-  const response = await service.app.inject({ method: 'GET', url: '/openapi.json' });
+  // The committed document is the one of AUTH_MODE=jwt (as scripts/write-openapi.mjs writes it).
+  const secured = await startTestService({
+    AUTH_MODE: 'jwt',
+    AUTH_JWKS_URL: 'https://issuer.example/.well-known/jwks.json',
+    AUTH_ISSUER: 'https://issuer.example',
+    AUTH_AUDIENCE: 'https://care-plans.example',
+  });
+  const response = await secured.app.inject({ method: 'GET', url: '/openapi.json' });
   served = response.json();
+  await secured.close();
 });
 t.teardown(() => service.close());
 
@@ -81,7 +89,8 @@ t.test('the committed openapi/openapi.json is the served document', async (t) =>
   );
   const ui = await service.app.inject({ method: 'GET', url: '/docs/json' });
   t.equal(ui.statusCode, 200);
-  t.same(ui.json(), served, 'Swagger UI shows the same document');
+  const own = await service.app.inject({ method: 'GET', url: '/openapi.json' });
+  t.same(ui.json(), own.json(), 'Swagger UI shows the same document as /openapi.json');
   const docs = await service.app.inject({ method: 'GET', url: '/docs/' });
   t.equal(docs.statusCode, 200, 'Swagger UI is served at /docs');
 });
@@ -371,4 +380,22 @@ t.test('Redocly CLI (recommended rules) lints the document without errors', asyn
   const warnings = report.problems.filter((problem) => problem.severity !== 'error').map(describe);
   if (warnings.length) t.comment(`redocly warnings (allowed):\n  ${[...new Set(warnings)].join('\n  ')}`);
   t.same(errors, [], 'no lint errors');
+});
+
+t.test('with AUTH_MODE=none the served document requires no token', async (t) => {
+  const doc = (await service.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+  t.notOk(doc.security, 'no global security requirement');
+  t.notOk(doc.components?.securitySchemes, 'no security scheme');
+  const secured = operations(doc).filter(
+    ({ operation }) => (operation as { security?: unknown }).security || operation.responses['401'],
+  );
+  t.same(
+    secured.map((o) => o.name),
+    [],
+    'no operation declares a security requirement or a 401',
+  );
+  t.ok(
+    operations(served).some(({ operation }) => operation.responses['401']),
+    'while the jwt document does',
+  );
 });

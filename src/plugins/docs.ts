@@ -99,29 +99,32 @@ function addDocsPage(document: OpenApi): OpenApi {
  * and 403. Every operation can meet the rate limit (429, except the health probes), the header size limit
  * (431), and, where it declares the media types of its answers, content negotiation (406).
  */
-function addSecurity(document: OpenApi, negotiated: Set<string>): OpenApi {
+function addSecurity(document: OpenApi, negotiated: Set<string>, authRequired: boolean): OpenApi {
   const doc = document as OpenApi & { components?: Record<string, unknown>; security?: unknown };
-  doc.components = {
-    ...doc.components,
-    securitySchemes: {
-      bearerAuth: {
-        type: 'http',
-        scheme: 'bearer',
-        bearerFormat: 'JWT',
-        description:
-          'An access token (JWT) from the configured issuer, with SMART on FHIR scopes on CarePlan: ' +
-          'system/CarePlan.cruds, user/CarePlan.rs, patient/CarePlan.rs (plus a patient claim), or the v1 forms ' +
-          '.read/.write/.*. Needed when the service runs with AUTH_MODE=jwt.',
+  // With AUTH_MODE=none nothing needs a token: the document served then says so (no scheme, no 401/403). The
+  // committed openapi/openapi.json is the document of AUTH_MODE=jwt (scripts/write-openapi.mjs).
+  if (authRequired)
+    doc.components = {
+      ...doc.components,
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'An access token (JWT) from the configured issuer, with SMART on FHIR scopes on CarePlan: ' +
+            'system/CarePlan.cruds, user/CarePlan.rs, patient/CarePlan.rs (plus a patient claim), or the v1 forms ' +
+            '.read/.write/.*. Needed when the service runs with AUTH_MODE=jwt.',
+        },
       },
-    },
-  };
-  doc.security = [{ bearerAuth: [] }];
+    };
+  if (authRequired) doc.security = [{ bearerAuth: [] }];
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     const route = routeOf(path);
     for (const [method, operation] of Object.entries(item) as [string, Record<string, unknown>][]) {
       const responses = (operation.responses ?? {}) as Record<string, unknown>;
-      const isPublic = isPublicRoute(route);
-      if (isPublic) operation.security = [];
+      const isPublic = !authRequired || isPublicRoute(route);
+      if (isPublic && authRequired) operation.security = [];
       operation.responses = {
         ...(isPublic
           ? {}
@@ -181,6 +184,7 @@ export default fp(async function docs(app: FastifyInstance) {
       addSecurity(
         addDocsPage(addExamples((documentObject as { openapiObject: OpenApi }).openapiObject)),
         negotiated,
+        app.config.authMode === 'jwt',
       ) as never,
   });
   await app.register(swaggerUi, {
