@@ -433,6 +433,35 @@ t.test('Idempotency-Key on edits: a retry answers as the first time and writes n
   t.equal(fresh.status, 412, 'a new key with a stale If-Match is an ordinary stale write');
 });
 
+t.test(
+  "the service's own identifiers stay its own: never in the plan, never multiplied by edits",
+  async (t) => {
+    const patient = await service.newPatient('own-ids');
+    const created = await create(patient, { 'idempotency-key': `ids-${Math.random()}` });
+    t.notOk(created.body?.unmappedFhir, 'no idempotency or plan identifier shows in the plan');
+    const id = created.body?.id as string;
+    const identifiers = async () =>
+      ((await service.fhir<CarePlan>(`CarePlan/${id}`)).body.identifier ?? []).map((i) => i.system).sort();
+    const before = await identifiers();
+    t.equal(before.length, 3, 'the plan, its idempotency key and request');
+    let etag = created.headers.etag as string;
+    for (const status of ['in-progress', 'improving', 'achieved']) {
+      const edited = await call(
+        'PATCH',
+        `/care-plans/${id}/goals/walk-to-market`,
+        { achievementStatus: status },
+        {
+          'if-match': etag,
+        },
+      );
+      t.equal(edited.status, 200);
+      t.notOk(edited.body?.unmappedFhir, 'still none in the plan');
+      etag = edited.headers.etag as string;
+    }
+    t.same(await identifiers(), before, 'the same identifiers after three edits');
+  },
+);
+
 t.test('a consumer of the change feed ends with exactly the plans and versions on the server', async (t) => {
   // Start at the current end of the feed.
   // (Loops count their pages and check once, so the number of assertions does not depend on timing.)
