@@ -111,8 +111,26 @@ export function offeredTypes(schema: unknown): string[] {
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
-/** The methods the router has a route for at this path (no query string); empty when the path has none. */
+/** The methods of each fixed path (no parameters), per app. */
+const fixedPathsOf = new WeakMap<FastifyInstance, Map<string, string[]>>();
+
+function fixedPathMethods(app: FastifyInstance, path: string): string[] | undefined {
+  const fixed = fixedPathsOf.get(app);
+  if (!fixed) return undefined;
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {}
+  return fixed.get(path) ?? fixed.get(decoded);
+}
+
+/**
+ * The methods the router has a route for at this path (no query string); empty when the path has none. A fixed
+ * path answers with its own methods, not those of a parameter route that also matches it.
+ */
 export function allowedMethods(app: FastifyInstance, path: string): string[] {
+  const fixed = fixedPathMethods(app, path);
+  if (fixed) return METHODS.filter((method) => fixed.includes(method));
   return METHODS.filter((method) => {
     try {
       return app.findRoute({ method, url: path }) !== null;
@@ -122,8 +140,36 @@ export function allowedMethods(app: FastifyInstance, path: string): string[] {
   });
 }
 
+/** A 405 naming the methods a path has (RFC 9110 15.5.6). */
+export function methodNotAllowed(method: string, path: string, allowed: string[]): ApiProblem {
+  return new ApiProblem(
+    'method-not-allowed',
+    `${method} is not allowed on ${path}; it allows ${allowed.join(', ')}`,
+    {
+      headers: { allow: allowed.join(', ') },
+    },
+  );
+}
+
 export default fp(async function conformance(app: FastifyInstance) {
   app.decorateRequest('answerType', '');
+  // A fixed path (e.g. /care-plans/$to-fhir, POST only) is also matched by a parameter route for other methods
+  // (GET /care-plans/:id): a method the fixed path lacks is then a 405, not a 400 for an impossible id.
+  const fixedPaths = new Map<string, string[]>();
+  fixedPathsOf.set(app, fixedPaths);
+  app.addHook('onRoute', (route) => {
+    if (/[:*]/.test(route.url)) return;
+    const methods = [route.method].flat().map(String);
+    fixedPaths.set(route.url, [...new Set([...(fixedPaths.get(route.url) ?? []), ...methods])]);
+  });
+  app.addHook('onRequest', async (request) => {
+    if (!request.routeOptions.url?.includes(':')) return;
+    const path = request.url.split('?')[0];
+    const allowed = fixedPathMethods(app, path);
+    if (allowed && !allowed.includes(request.method)) {
+      throw methodNotAllowed(request.method, path, allowedMethods(app, path));
+    }
+  });
   // preValidation: after authentication (401/403 come first) and before the body is validated or any work done.
   app.addHook('preValidation', async (request) => {
     const offered = offeredTypes(request.routeOptions.schema);

@@ -2,7 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiProblem, type ProblemError } from '../errors.js';
-import conformance, { allowedMethods } from './conformance.js';
+import conformance, { allowedMethods, methodNotAllowed } from './conformance.js';
 
 interface AjvError {
   instancePath: string;
@@ -98,15 +98,7 @@ export default fp(async function errors(app: FastifyInstance) {
     const path = request.url.split('?')[0];
     const allowed = allowedMethods(app, path);
     if (allowed.length > 0) {
-      return sendProblem(
-        reply,
-        request,
-        new ApiProblem(
-          'method-not-allowed',
-          `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`,
-          { headers: { allow: allowed.join(', ') } },
-        ),
-      );
+      return sendProblem(reply, request, methodNotAllowed(request.method, path, allowed));
     }
     return sendProblem(reply, request, new ApiProblem('not-found', `no route for ${request.method} ${path}`));
   });
