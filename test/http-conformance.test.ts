@@ -205,6 +205,12 @@ t.test(
         detail: new RegExp(`^${method} is not allowed`),
       });
     }
+    // QUERY (RFC 10008) without Content-Type is refused by Fastify before routing: still a 405 (or 404).
+    const query = await service.app.inject({ method: 'QUERY' as 'GET', url: '/health/live' });
+    t.equal(query.statusCode, 405, 'QUERY /health/live: 405');
+    t.equal(query.headers.allow, 'GET, HEAD');
+    const queryUnknown = await service.app.inject({ method: 'QUERY' as 'GET', url: '/no-such-path' });
+    t.equal(queryUnknown.statusCode, 404, 'QUERY on an unknown path: 404');
     const unknown = await service.app.inject({ method: 'POST', url: '/no-such-path' });
     t.equal(unknown.statusCode, 404);
     t.notOk(unknown.headers.allow);

@@ -86,7 +86,19 @@ function toApiProblem(error: FastifyError & { validationContext?: string }): Api
 
 export default fp(async function errors(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const problem = toApiProblem(error);
+    let problem = toApiProblem(error);
+    // Fastify refuses a QUERY without Content-Type before it looks for a route; no route of this API takes QUERY,
+    // so the answer is what any unsupported method gets: 405 on a path that exists, else 404.
+    if (
+      error.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE' &&
+      !request.routeOptions.method?.includes('QUERY')
+    ) {
+      const path = request.url.split('?')[0];
+      const allowed = allowedMethods(app, path);
+      problem = allowed.length
+        ? methodNotAllowed(request.method, path, allowed)
+        : new ApiProblem('not-found', `no route for ${request.method} ${path}`);
+    }
     if (problem.status >= 500)
       request.log.error({ err: error, problem: problem.problemType }, 'request failed');
     else request.log.info({ problem: problem.problemType, status: problem.status }, 'request refused');
