@@ -279,6 +279,26 @@ const YIELD_FROM_BYTES = 64 * 1024;
 const isLarge = (request: FastifyRequest): boolean =>
   Number(request.headers['content-length'] ?? 0) >= YIELD_FROM_BYTES;
 
+/**
+ * Runs the steps of large bodies one per turn of the event loop: setImmediate alone would run the steps of several
+ * bodies back to back in one turn (all immediates queued before it), with no I/O, such as a health probe, between.
+ */
+const steps: Array<() => void> = [];
+let stepping = false;
+function nextTurn(step: () => void): void {
+  steps.push(step);
+  if (stepping) return;
+  stepping = true;
+  setImmediate(runStep);
+}
+function runStep(): void {
+  const step = steps.shift();
+  // scheduled before the step runs, so an exception in it cannot stop the queue
+  if (steps.length) setImmediate(runStep);
+  else stepping = false;
+  step?.();
+}
+
 export default fp<JsonBodyLimits>(async function jsonBody(app: FastifyInstance, limits: JsonBodyLimits) {
   app.addHook('preParsing', async (request, _reply, payload) => {
     const problem = refuseUnreadable(request);
@@ -299,14 +319,14 @@ export default fp<JsonBodyLimits>(async function jsonBody(app: FastifyInstance, 
         if (error) return done(error);
         if (scanned.nonFinite) return done(nonFiniteProblem(value));
         // schema validation runs in the next turn, so other requests (health probes) get in between
-        if (isLarge(request)) setImmediate(() => done(null, value));
+        if (isLarge(request)) nextTurn(() => done(null, value));
         else done(null, value);
       });
     },
   );
   // and the handler (mapping, FHIR validation) in the turn after that
   app.addHook('preHandler', (request, _reply, done) => {
-    if (isLarge(request)) setImmediate(done);
+    if (isLarge(request)) nextTurn(done);
     else done();
   });
 });
