@@ -215,6 +215,37 @@ for (const def of Object.values(defs)) {
 }
 if (defs.xhtml && defs.xhtml.type === undefined) defs.xhtml.type = 'string';
 
+// 7. Patterns that backtrack catastrophically are replaced by equivalent ones that do not (same language).
+//    base64Binary `^(\s*([0-9a-zA-Z\+/=]){4}\s*)+$`: the whitespace between two groups can be split between
+//    them in many ways, so a failing string of 20 groups of "AAAA  " took minutes in V8. (ws* G ws*)+ is
+//    ws* (G ws*)+, where G (four alphabet characters) can never match whitespace: one way to match, linear.
+const SAFE_PATTERNS = {
+  '^(\\s*([0-9a-zA-Z\\+/=]){4}\\s*)+$': '^\\s*(?:[0-9a-zA-Z\\+/=]{4}\\s*)+$',
+};
+{
+  /** @type {Record<string, number>} */
+  const replaced = {};
+  /** @param {unknown} node */
+  const replacePatterns = (node) => {
+    if (Array.isArray(node)) {
+      for (const n of node) replacePatterns(n);
+    } else if (node && typeof node === 'object') {
+      const obj = /** @type {Json} */ (node);
+      const safe = typeof obj.pattern === 'string' ? SAFE_PATTERNS[obj.pattern] : undefined;
+      if (safe) {
+        replaced[obj.pattern] = (replaced[obj.pattern] ?? 0) + 1;
+        obj.pattern = safe;
+      }
+      for (const v of Object.values(obj)) replacePatterns(v);
+    }
+  };
+  replacePatterns(schema);
+  for (const [unsafe, safe] of Object.entries(SAFE_PATTERNS)) {
+    if (!replaced[unsafe]) throw new Error(`pattern ${unsafe} not found: check SAFE_PATTERNS`);
+    patternNames[safe] = patternNames[unsafe];
+  }
+}
+
 const schemaId = schema.$id;
 
 // Speed, same verdicts: the Extension definition lists ~100 value[x] properties, and a plan's Bundle holds dozens
@@ -276,7 +307,31 @@ function compileStandalone(allErrors, source = schema) {
   /** @type {Record<string, string>} */
   const refs = {};
   for (const t of AOT_TYPES) refs[t] = `${schemaId}#/definitions/${t}`;
-  return standaloneCode(ajv, refs);
+  return linearErrors(standaloneCode(ajv, refs));
+}
+
+/**
+ * Bounded error collection (the same rewrite as src/fhir/validation/ajv-code.ts, which explains it: keep the two in
+ * step). AJV gathers a referenced definition's errors with `vErrors.concat(child.errors)`, a copy of every error so
+ * far per failing reference (quadratic: 100,000 bad array items took tens of seconds); they are appended instead.
+ * Every error is also noted in a process-wide sink, so that a validation run with a limit stops after that many.
+ * @param {string} code
+ */
+function linearErrors(code) {
+  const rewritten = code
+    .replace(/vErrors\.concat\(([\w.]+)\.errors\)/g, 'appendErrors(vErrors, $1.errors)')
+    .replace(/vErrors\.push\((err\d+)\);\}errors\+\+;/g, 'vErrors.push($1);}errors++;noteError($1);');
+  if (rewritten.includes('.concat('))
+    throw new Error('a concat() the error rewrite does not know: see linearErrors');
+  if (rewritten === code) return code;
+  const helpers =
+    "const errorSink = (globalThis[Symbol.for('shared-care-plans/ajv-error-sink')] ??= { active: false, limit: 0, list: [] });\n" +
+    'function noteError(e) { if (errorSink.active) { if (errorSink.list.length >= errorSink.limit) throw errorSink; errorSink.list.push(e); } }\n' +
+    'function appendErrors(to, more) { for (let i = 0; i < more.length; i++) to.push(more[i]); return to; }\n';
+  const strict = '"use strict";';
+  return rewritten.startsWith(strict)
+    ? `${strict}${helpers}${rewritten.slice(strict.length)}`
+    : `${helpers}${rewritten}`;
 }
 
 const header = (/** @type {string} */ what) =>

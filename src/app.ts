@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Ajv } from 'ajv';
+import { Ajv, type ErrorObject } from 'ajv';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -17,11 +17,13 @@ import type { Config } from './config.js';
 import { ApiProblem, PROBLEM_BASE, PROBLEM_TYPES, type ProblemType } from './errors.js';
 import { FhirGateway } from './fhir/gateway.js';
 import { SmartBackendAuth } from './fhir/smart-backend-auth.js';
+import { linearErrors, withErrorLimit } from './fhir/validation/ajv-code.js';
 import { warmUpValidators } from './fhir/validation/index.js';
 import { loggerOptions as pinoOptions, requestIdFrom } from './logging.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
+import jsonBody, { MAX_JSON_DEPTH } from './plugins/json-body.js';
 import { carePlanSchemas, examplePlan } from './plugins/schemas.js';
 import security from './plugins/security.js';
 import carePlanRoutes from './routes/care-plans.js';
@@ -76,41 +78,52 @@ function clientErrorHandler(this: FastifyInstance, error: Error & { code?: strin
   socket.destroy();
 }
 
-/** Bodies nesting deeper than this are refused (400) before anything walks them recursively. */
-export const MAX_JSON_DEPTH = 100;
+// The body checks live in plugins/json-body.ts; re-exported for the tests that use them from here.
+export { MAX_JSON_DEPTH, nestsDeeperThan } from './plugins/json-body.js';
 
-/** True when a parsed JSON value nests deeper than `max` (iterative: a hostile body cannot exhaust the stack). */
-export function nestsDeeperThan(value: unknown, max: number): boolean {
-  // Two parallel stacks instead of one of [item, depth] pairs: this runs on every body, and allocates nothing per node.
-  const items: object[] = [value as object];
-  const depths: number[] = [1];
-  while (items.length) {
-    const item = items.pop() as Record<string, unknown>;
-    const depth = depths.pop() as number;
-    if (depth > max) return true;
-    for (const key in item) {
-      const child = item[key];
-      if (child && typeof child === 'object') {
-        items.push(child);
-        depths.push(depth + 1);
-      }
-    }
-  }
-  return false;
-}
-
-function bodyValidator(): Ajv {
-  // Bodies: no coercion, unknown properties rejected (never stripped), every error reported.
+function bodyValidator(allErrors: boolean): Ajv {
+  // Bodies: no coercion, unknown properties rejected (never stripped), every error reported (up to a limit).
+  // Errors are appended, not copied per reference: allErrors stays linear in the body's size (ajv-code.ts).
   const ajv = new Ajv({
-    allErrors: true,
+    allErrors,
     strict: false,
     coerceTypes: false,
     removeAdditional: false,
     useDefaults: false,
+    code: { process: linearErrors },
   });
   for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
   for (const schema of carePlanSchemas) ajv.addSchema(schema);
   return ajv;
+}
+
+/** A body's allErrors run stops after this many errors (at most MAX_LISTED_ERRORS are listed anyway). */
+const BODY_ERROR_LIMIT = 1000;
+
+/**
+ * Body validation: a first-error validator decides; only an invalid body is run again with every error, stopped
+ * after BODY_ERROR_LIMIT (a body can have an error per JSON value). A stopped run ends with an `errorLimit` error.
+ */
+function boundedBodyValidator(fast: Ajv, all: Ajv, schema: object) {
+  const decide = fast.compile(schema);
+  const report = all.compile(schema);
+  const validate = (data: unknown): boolean => {
+    if (decide(data)) return true;
+    const run = withErrorLimit(BODY_ERROR_LIMIT, report, data);
+    if (run.valid) {
+      validate.errors = decide.errors ?? [];
+      return false;
+    }
+    validate.errors = run.stopped
+      ? [
+          ...run.errors,
+          { instancePath: '', schemaPath: '', keyword: 'errorLimit', params: { limit: BODY_ERROR_LIMIT } },
+        ]
+      : run.errors;
+    return false;
+  };
+  validate.errors = [] as ErrorObject[];
+  return validate;
 }
 
 function parameterValidator(): Ajv {
@@ -181,32 +194,22 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   // Validators of the FHIR R4 schema: loaded before the app is ready, never on the request path.
   warmUpValidators();
 
-  const bodies = bodyValidator();
+  const bodies = bodyValidator(true);
+  const firstErrorBodies = bodyValidator(false);
   const parameters = parameterValidator();
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? bodies.compile(schema) : parameters.compile(schema),
+    httpPart === 'body' ? boundedBodyValidator(firstErrorBodies, bodies, schema) : parameters.compile(schema),
   );
   // Replies are plans and FHIR resources with open-ended parts (unmappedFhir): serialise them as they are.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  // Only JSON bodies: text/plain is refused with 415 rather than validated as a string. `__proto__` and
-  // `constructor.prototype` keys are refused (400), and so is absurd nesting.
-  app.removeContentTypeParser(['text/plain', 'application/json']);
-  const jsonParser = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser(
-    ['application/json', 'application/fhir+json'],
-    { parseAs: 'string' },
-    (request, body, done) =>
-      jsonParser(request, body as string, (error, value) => {
-        if (error) return done(error);
-        if (value && typeof value === 'object' && nestsDeeperThan(value, MAX_JSON_DEPTH)) {
-          return done(
-            new ApiProblem('bad-request', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`),
-          );
-        }
-        done(null, value);
-      }),
-  );
+  // Only UTF-8 JSON, uncompressed, within the shape limits (plugins/json-body.ts).
+  await app.register(jsonBody, {
+    maxValues: config.bodyMaxJsonValues,
+    maxArrayItems: config.bodyMaxArrayItems,
+    maxStringLength: config.bodyMaxStringLength,
+    maxDepth: MAX_JSON_DEPTH,
+  });
 
   app.decorate('config', config);
   const smart =

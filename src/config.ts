@@ -47,6 +47,12 @@ export interface Config {
   rateLimitMax: number;
   rateLimitWindowMs: number;
   bodyLimitBytes: number;
+  /** Most JSON values in one request body (413 past it): bounds the work of validating it. */
+  bodyMaxJsonValues: number;
+  /** Most items in one array, or members in one object, of a request body (413 past it). */
+  bodyMaxArrayItems: number;
+  /** Longest string in a request body, in characters of its JSON text (413 past it). */
+  bodyMaxStringLength: number;
   /** The change feed holds back changes younger than this, so a slow commit is never skipped. */
   changeFeedSettleMs: number;
   /** Where the embedded FHIR server listens (port 0 = any free port). */
@@ -233,6 +239,14 @@ export const DEFAULT_SMART_SCOPE = [
   'system/Provenance.crs',
 ].join(' ');
 
+/**
+ * Request body shape limits: with them, the worst body validates in well under 50 ms of blocking here (README,
+ * Security, "Limits"; test/bounded-work.test.ts).
+ */
+export const DEFAULT_BODY_MAX_JSON_VALUES = 10_000;
+export const DEFAULT_BODY_MAX_ARRAY_ITEMS = 1_000;
+export const DEFAULT_BODY_MAX_STRING_LENGTH = 65_536;
+
 export function loadConfig(env: Env = process.env): Config {
   const fhirAuth = oneOf(env, 'FHIR_AUTH', ['none', 'bearer', 'smart-backend'] as const, 'none');
   const fhirBearerToken = env.FHIR_BEARER_TOKEN || undefined;
@@ -264,6 +278,15 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 60_000, 0, 10_000_000),
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 50 * 1_048_576),
+    bodyMaxJsonValues: integer(env, 'BODY_MAX_JSON_VALUES', DEFAULT_BODY_MAX_JSON_VALUES, 100, 10_000_000),
+    bodyMaxArrayItems: integer(env, 'BODY_MAX_ARRAY_ITEMS', DEFAULT_BODY_MAX_ARRAY_ITEMS, 10, 1_000_000),
+    bodyMaxStringLength: integer(
+      env,
+      'BODY_MAX_STRING_LENGTH',
+      DEFAULT_BODY_MAX_STRING_LENGTH,
+      100,
+      50 * 1_048_576,
+    ),
     changeFeedSettleMs: integer(env, 'CHANGE_FEED_SETTLE_MS', 1000, 0, 600_000),
     embeddedFhirPort: integer(env, 'EMBEDDED_FHIR_PORT', 0, 0, 65535),
     heapGrowthPercent: integer(env, 'HEAP_GROWTH_PERCENT', 30, 0, 300),

@@ -35,6 +35,7 @@ export const PROBLEM_TYPES = {
   conflict: { status: 409, title: 'Conflict' },
   'precondition-failed': { status: 412, title: 'The plan has changed since it was read' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
+  'body-too-complex': { status: 413, title: 'The request body holds too many JSON values or array items' },
   'uri-too-long': { status: 414, title: 'The URL is too long' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'headers-too-large': { status: 431, title: 'The request line or headers are too large' },

@@ -11,12 +11,22 @@ interface AjvError {
   params: Record<string, unknown>;
 }
 
+/** Errors listed at most in a problem; one more entry counts the rest (as FHIR validation issues do). */
+export const MAX_LISTED_ERRORS = 100;
+
 function validationErrors(errors: AjvError[], part: string | undefined): ProblemError[] {
   const where =
     part === 'querystring' ? 'query' : part === 'params' ? 'path' : part === 'headers' ? 'header' : 'body';
   const seen = new Set<string>();
   const result: ProblemError[] = [];
+  let omitted = 0;
+  let stopped = false;
   for (const error of errors) {
+    if (error.keyword === 'errorLimit') {
+      // validation stopped after this many errors: the rest were not even counted
+      stopped = true;
+      continue;
+    }
     let pointer = error.instancePath;
     let detail = error.message ?? 'is invalid';
     if (error.keyword === 'additionalProperties') {
@@ -33,9 +43,18 @@ function validationErrors(errors: AjvError[], part: string | undefined): Problem
     const key = `${pointer} ${detail}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    result.push({ pointer, detail, in: where });
+    // past the limit counted only: a hostile body can have an error per JSON value
+    if (result.length < MAX_LISTED_ERRORS) result.push({ pointer, detail, in: where });
+    else omitted++;
   }
-  return result.slice(0, 100);
+  if (omitted) {
+    result.push({
+      pointer: '',
+      detail: `${stopped ? 'at least ' : ''}${omitted} more error${omitted === 1 ? '' : 's'} not listed (at most ${MAX_LISTED_ERRORS} are reported)`,
+      in: where,
+    });
+  }
+  return result;
 }
 
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: ApiProblem): FastifyReply {

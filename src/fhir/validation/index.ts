@@ -8,10 +8,21 @@
  *
  * The happy path runs first-error validators only; when a resource fails, it is re-run with an allErrors
  * validator to collect every schema issue.
+ *
+ * Bounded work: validation is linear in the size of the input (the AJV validators append errors instead of copying
+ * them, see ajv-code.ts), and at most MAX_REPORTED_ISSUES issues are returned; when there are more, one last issue
+ * (rule 'issue-limit') says how many were left out, so a hostile input cannot make the answer huge.
  */
 import type { ErrorObject } from 'ajv';
+import { withErrorLimit } from './ajv-code.js';
 import { patternNames } from './generated/fhir-r4-meta.js';
-import { checkResourceRules, escapePointer, type ReportFn, type ValidationMode } from './rules.js';
+import {
+  checkResourceRules,
+  escapePointer,
+  type IssueCount,
+  type ReportFn,
+  type ValidationMode,
+} from './rules.js';
 import { isKnownResourceType, validatorsFor, warmUp } from './schema-validators.js';
 
 export type { ValidationMode } from './rules.js';
@@ -28,14 +39,19 @@ export interface FhirValidationIssue {
 }
 
 const SCHEMA_RULE = 'fhir-r4-schema';
+/** Issues listed at most; the rest are counted (one 'issue-limit' issue says how many). */
+export const MAX_REPORTED_ISSUES = 100;
+export const ISSUE_LIMIT_RULE = 'issue-limit';
+/** An allErrors run stops after this many schema errors (what is past it is only counted as "at least"). */
+const SCHEMA_ERROR_LIMIT = 1000;
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validates one resource and, recursively, the resources nested in it. */
 export function validateFhirResource(resource: unknown, mode: ValidationMode): FhirValidationIssue[] {
-  const issues: FhirValidationIssue[] = [];
+  const issues = new Issues();
   validateTopLevel(resource, mode, issues);
-  return issues;
+  return issues.result();
 }
 
 /** Validates a Bundle and every entry.resource (paths /entry/N/resource/...), recursively. */
@@ -52,9 +68,52 @@ export function validateFhirBundle(bundle: unknown, mode: ValidationMode): FhirV
       },
     ];
   }
-  const issues: FhirValidationIssue[] = [];
+  const issues = new Issues();
   validateTopLevel(bundle, mode, issues);
-  return issues;
+  return issues.result();
+}
+
+/**
+ * The issues found so far: the first MAX_REPORTED_ISSUES distinct ones, and a count of the rest (which are neither
+ * kept nor described, so their cost stays small).
+ */
+class Issues implements IssueCount {
+  readonly list: FhirValidationIssue[] = [];
+  omitted = 0;
+  /** True when some issues were not even counted (a validator stopped at its error limit). */
+  uncounted = false;
+  private readonly seen = new Set<string>();
+  private resourceType = 'unknown';
+
+  get full(): boolean {
+    return this.list.length >= MAX_REPORTED_ISSUES;
+  }
+
+  add(issue: FhirValidationIssue): void {
+    if (this.list.length === 0) this.resourceType = issue.resourceType;
+    // exact duplicates (same path, rule and message) are reported once
+    const key = `${issue.path}\u0000${issue.rule}\u0000${issue.message}`;
+    if (this.seen.has(key)) return;
+    if (this.full) {
+      this.omitted++;
+      return;
+    }
+    this.seen.add(key);
+    this.list.push(issue);
+  }
+
+  result(): FhirValidationIssue[] {
+    if (this.omitted === 0) return this.list;
+    return [
+      ...this.list,
+      {
+        resourceType: this.resourceType,
+        path: '',
+        message: `${this.uncounted ? 'at least ' : ''}${this.omitted} more issue${this.omitted === 1 ? '' : 's'} not listed (at most ${MAX_REPORTED_ISSUES} are reported)`,
+        rule: ISSUE_LIMIT_RULE,
+      },
+    ];
+  }
 }
 
 /**
@@ -66,9 +125,9 @@ export function warmUpValidators(alsoCompile: readonly string[] = []): void {
   warmUp(alsoCompile);
 }
 
-function validateTopLevel(resource: unknown, mode: ValidationMode, issues: FhirValidationIssue[]): void {
+function validateTopLevel(resource: unknown, mode: ValidationMode, issues: Issues): void {
   if (!isObject(resource)) {
-    issues.push({
+    issues.add({
       resourceType: 'unknown',
       path: '',
       message: 'a FHIR resource must be a JSON object',
@@ -78,7 +137,7 @@ function validateTopLevel(resource: unknown, mode: ValidationMode, issues: FhirV
   }
   const rt = resource.resourceType;
   if (typeof rt !== 'string') {
-    issues.push({
+    issues.add({
       resourceType: 'unknown',
       path: '/resourceType',
       message: 'resourceType is required',
@@ -99,11 +158,11 @@ function validateResource(
   mode: ValidationMode,
   contained: boolean,
   depth: number,
-  issues: FhirValidationIssue[],
+  issues: Issues,
 ): void {
   const id = typeof resource.id === 'string' ? resource.id : undefined;
   const push = (path: string, message: string, rule: string): void => {
-    issues.push(
+    issues.add(
       id === undefined
         ? { resourceType: rt, path, message, rule }
         : { resourceType: rt, id, path, message, rule },
@@ -119,14 +178,21 @@ function validateResource(
   }
 
   // 1. official schema
-  const first = issues.length;
   let schemaPaths: Set<string> | undefined;
   const validators = validatorsFor(rt);
   let errors: ErrorObject[] | null | undefined;
   try {
     if (!validators.fast(resource)) {
-      const all = validators.all();
-      errors = all(resource) ? validators.fast.errors : all.errors;
+      if (issues.full) {
+        // nothing more is listed: the first error is enough to count it
+        issues.omitted++;
+        issues.uncounted = true;
+        errors = [];
+      } else {
+        const run = withErrorLimit(SCHEMA_ERROR_LIMIT, validators.all(), resource);
+        if (run.stopped) issues.uncounted = true;
+        errors = run.valid ? validators.fast.errors : run.errors;
+      }
     }
   } catch (err) {
     // e.g. RangeError on absurdly deep nesting
@@ -136,9 +202,11 @@ function validateResource(
   if (errors) {
     schemaPaths = new Set();
     for (const e of errors) {
-      const { path, message } = describeSchemaError(e);
-      schemaPaths.add(prefix + path);
-      push(prefix + path, message, SCHEMA_RULE);
+      const path = prefix + schemaErrorPath(e);
+      schemaPaths.add(path);
+      // past the limit an issue is only counted: no message is built for it
+      if (issues.full) issues.omitted++;
+      else push(path, describeSchemaError(e), SCHEMA_RULE);
     }
   }
 
@@ -147,8 +215,7 @@ function validateResource(
     if (schemaPaths?.has(prefix + path)) return;
     push(prefix + path, message, rule);
   };
-  checkResourceRules(resource, rt, mode, contained, report);
-  if (issues.length - first > 1) dedupeFrom(issues, first);
+  checkResourceRules(resource, rt, mode, contained, report, issues);
 
   // 3. nested resources, each on its own
   const containedList = resource.contained;
@@ -175,7 +242,7 @@ function nestedParameters(
   at: string,
   mode: ValidationMode,
   depth: number,
-  issues: FhirValidationIssue[],
+  issues: Issues,
   partDepth = 0,
 ): void {
   if (!Array.isArray(params) || partDepth > 64) return;
@@ -193,63 +260,46 @@ function nested(
   mode: ValidationMode,
   contained: boolean,
   parentDepth: number,
-  issues: FhirValidationIssue[],
+  issues: Issues,
 ): void {
   // a non-object or a missing resourceType is already reported by the parent's schema (ResourceList)
   if (!isObject(value) || typeof value.resourceType !== 'string') return;
   validateResource(value, value.resourceType, at, mode, contained, parentDepth + 1, issues);
 }
 
-/** Removes exact duplicates (same path, message and rule) from issues[first..]. */
-function dedupeFrom(issues: FhirValidationIssue[], first: number): void {
-  const seen = new Set<string>();
-  let w = first;
-  for (let r = first; r < issues.length; r++) {
-    const it = issues[r];
-    const key = `${it.path}\u0000${it.rule}\u0000${it.message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    issues[w++] = it;
-  }
-  issues.length = w;
-}
-
 const DATE_HINT =
   ' (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.fff] with a timezone Z or +hh:mm; a time requires seconds and a timezone)';
 
-function describeSchemaError(e: ErrorObject): { path: string; message: string } {
+/** Where a schema error is: a missing or unknown property is reported at the property itself. */
+function schemaErrorPath(e: ErrorObject): string {
+  const params = e.params as Record<string, unknown>;
+  if (e.keyword === 'required') return `${e.instancePath}/${escapePointer(String(params.missingProperty))}`;
+  if (e.keyword === 'additionalProperties') {
+    return `${e.instancePath}/${escapePointer(String(params.additionalProperty))}`;
+  }
+  return e.instancePath;
+}
+
+function describeSchemaError(e: ErrorObject): string {
   const params = e.params as Record<string, unknown>;
   switch (e.keyword) {
-    case 'required': {
-      const missing = String(params.missingProperty);
-      return { path: `${e.instancePath}/${escapePointer(missing)}`, message: `'${missing}' is required` };
-    }
-    case 'additionalProperties': {
-      const extra = String(params.additionalProperty);
-      return {
-        path: `${e.instancePath}/${escapePointer(extra)}`,
-        message: `unknown element '${extra}' (not defined here in FHIR R4)`,
-      };
-    }
+    case 'required':
+      return `'${String(params.missingProperty)}' is required`;
+    case 'additionalProperties':
+      return `unknown element '${String(params.additionalProperty)}' (not defined here in FHIR R4)`;
     case 'enum':
-      return {
-        path: e.instancePath,
-        message: `must be one of: ${(params.allowedValues as unknown[]).map(String).join(' | ')}`,
-      };
+      return `must be one of: ${(params.allowedValues as unknown[]).map(String).join(' | ')}`;
     case 'const':
-      return { path: e.instancePath, message: `must be ${JSON.stringify(params.allowedValue)}` };
+      return `must be ${JSON.stringify(params.allowedValue)}`;
     case 'pattern': {
       const name = patternNames[String(params.pattern)];
-      if (!name) return { path: e.instancePath, message: e.message ?? 'does not match the FHIR pattern' };
+      if (!name) return e.message ?? 'does not match the FHIR pattern';
       const hint = /date|instant/i.test(name) ? DATE_HINT : '';
-      return { path: e.instancePath, message: `is not a valid FHIR ${name}${hint}` };
+      return `is not a valid FHIR ${name}${hint}`;
     }
     case 'type':
-      return {
-        path: e.instancePath,
-        message: `must be ${params.type === 'array' ? 'an array (repeating element)' : `of JSON type ${String(params.type)}`}`,
-      };
+      return `must be ${params.type === 'array' ? 'an array (repeating element)' : `of JSON type ${String(params.type)}`}`;
     default:
-      return { path: e.instancePath, message: e.message ?? `fails ${e.keyword}` };
+      return e.message ?? `fails ${e.keyword}`;
   }
 }

@@ -21,6 +21,11 @@ import { ambiguousDateNames, dateElementNames, dateTimePattern } from './generat
 
 export type ValidationMode = 'outbound' | 'inbound';
 export type ReportFn = (path: string, message: string, rule: string) => void;
+/** How the caller keeps issues: once it lists no more (`full`), the walk only counts them (no pointer is built). */
+export interface IssueCount {
+  readonly full: boolean;
+  omitted: number;
+}
 type Json = Record<string, unknown>;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -247,7 +252,7 @@ function impossibleDate(value: string): boolean {
 
 const MAX_DEPTH = 128;
 
-function walk(node: Json, path: PathTokens, report: ReportFn, depth: number): void {
+function walk(node: Json, path: PathTokens, report: ReportFn, depth: number, count: IssueCount): void {
   if (depth > MAX_DEPTH) {
     report(pointer(path), `nesting deeper than ${MAX_DEPTH} levels`, 'fhir-r4-schema');
     return;
@@ -256,7 +261,8 @@ function walk(node: Json, path: PathTokens, report: ReportFn, depth: number): vo
   for (const key in node) {
     const value = node[key];
     if (typeof value === 'string') {
-      if (value.length >= 10 && isDateKey(key) && impossibleDate(value)) dateIssue(path, key, value, report);
+      if (value.length >= 10 && isDateKey(key) && impossibleDate(value))
+        dateIssue(path, key, value, report, count);
     } else if (typeof value === 'object' && value !== null) {
       if (Array.isArray(value)) {
         const isExt = key === 'extension' || key === 'modifierExtension';
@@ -264,19 +270,19 @@ function walk(node: Json, path: PathTokens, report: ReportFn, depth: number): vo
           const item: unknown = value[i];
           if (typeof item === 'string') {
             if (item.length >= 10 && isDateKey(key) && impossibleDate(item)) {
-              dateIssue(path, `${key}/${i}`, item, report);
+              dateIssue(path, `${key}/${i}`, item, report, count);
             }
           } else if (isObject(item) && typeof item.resourceType !== 'string') {
             path.push(key, i);
-            if (isExt) checkExtension(item, path, report);
-            walk(item, path, report, depth + 1);
+            if (isExt) checkExtension(item, path, report, count);
+            walk(item, path, report, depth + 1, count);
             path.pop();
             path.pop();
           }
         }
       } else if (typeof (value as Json).resourceType !== 'string') {
         path.push(key);
-        walk(value as Json, path, report, depth + 1);
+        walk(value as Json, path, report, depth + 1, count);
         path.pop();
       }
     }
@@ -289,7 +295,11 @@ type PathTokens = (string | number)[];
 const pointer = (path: PathTokens): string =>
   path.length === 0 ? '' : `/${path.map((token) => escapePointer(String(token))).join('/')}`;
 
-function dateIssue(path: PathTokens, key: string, value: string, report: ReportFn): void {
+function dateIssue(path: PathTokens, key: string, value: string, report: ReportFn, count: IssueCount): void {
+  if (count.full) {
+    count.omitted++;
+    return;
+  }
   report(`${pointer(path)}/${key}`, `'${value}' is not a real calendar date`, 'fhir-r4-date');
 }
 
@@ -298,12 +308,15 @@ function dateIssue(path: PathTokens, key: string, value: string, report: ReportF
  * - Extension.url is 1..1 (R4 Extension definition); the schema does not require it.
  * - ext-1: "Must have either extensions or value[x], not both" (extension.exists() != value.exists()).
  */
-function checkExtension(ext: Json, path: PathTokens, report: ReportFn): void {
-  if (typeof ext.url !== 'string') {
-    report(`${pointer(path)}/url`, 'Extension.url is required (1..1)', 'fhir-r4-cardinality');
-  }
+function checkExtension(ext: Json, path: PathTokens, report: ReportFn, count: IssueCount): void {
+  const noUrl = typeof ext.url !== 'string';
   const hasValue = hasChoice(ext, 'value');
   const hasExtensions = Array.isArray(ext.extension) && ext.extension.length > 0;
+  if (count.full) {
+    count.omitted += (noUrl ? 1 : 0) + (hasValue === hasExtensions ? 1 : 0);
+    return;
+  }
+  if (noUrl) report(`${pointer(path)}/url`, 'Extension.url is required (1..1)', 'fhir-r4-cardinality');
   if (hasValue === hasExtensions) {
     report(
       pointer(path),
@@ -637,13 +650,14 @@ export function checkResourceRules(
   mode: ValidationMode,
   contained: boolean,
   report: ReportFn,
+  count: IssueCount = { full: false, omitted: 0 },
 ): void {
   // dom-2: "If the resource is contained in another resource, it SHALL NOT contain nested Resources"
   // (https://hl7.org/fhir/R4/domainresource.html#invs)
   if (contained && Array.isArray(resource.contained) && resource.contained.length > 0) {
     report('/contained', 'dom-2: a contained resource SHALL NOT contain nested resources', 'dom-2');
   }
-  walk(resource, [], report, 0);
+  walk(resource, [], report, 0, count);
   BASE_RULES[resourceType]?.(resource, report);
   if (mode === 'outbound') {
     const profiles = PROFILE_RULES[resourceType];

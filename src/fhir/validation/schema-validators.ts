@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Ajv as AjvClass, ErrorObject } from 'ajv';
+import { linearErrors } from './ajv-code.js';
 import { aotResourceTypes, resourceTypes, schemaId } from './generated/fhir-r4-meta.js';
 import * as fastAot from './generated/fhir-r4-validators.js';
 import * as allErrorsAot from './generated/fhir-r4-validators-all-errors.js';
@@ -59,13 +60,14 @@ function runtimeAjv(): { fast: AjvClass; all: AjvClass } {
   ) as object;
   const make = (allErrors: boolean): AjvClass => {
     // validateSchema: false — the generator already compiled this exact schema;
-    // optimize: false — compiles about twice as fast (first use of a type is on a request path)
+    // optimize: false — compiles about twice as fast (first use of a type is on a request path);
+    // linearErrors — errors are appended, not copied per reference (see ajv-code.ts)
     const ajv = new Ajv({
       strict: false,
       allErrors,
       inlineRefs: false,
       validateSchema: false,
-      code: { optimize: false },
+      code: { optimize: false, process: linearErrors },
     });
     ajv.addMetaSchema(draft06);
     ajv.addSchema(schema);
