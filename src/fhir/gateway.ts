@@ -107,8 +107,8 @@ function isServerFailure(error: unknown): boolean {
  * The ids this client puts in a URL path obey the FHIR id rule (no `.`/`..` segments, nothing to encode), checked
  * here again whatever the caller checked: no resource can have another id, so anything else is simply not found.
  */
-function requireFhirId(resourceType: string, id: string, version?: string): void {
-  if (!isResourceType(resourceType) || !isFhirId(id) || (version !== undefined && !isFhirId(version))) {
+function requireFhirId(resourceType: string, id: string): void {
+  if (!isResourceType(resourceType) || !isFhirId(id)) {
     throw new FhirServerError('not-found', 'not a FHIR resource type and id', 404);
   }
 }
@@ -217,19 +217,6 @@ export class FhirGateway {
     );
     const resource = body as unknown as T;
     return { resource, version: resource.meta?.versionId ?? etagVersion(headers?.get('etag')) };
-  }
-
-  async vread<T extends Resource>(
-    resourceType: string,
-    id: string,
-    version: string,
-    context: CallContext,
-  ): Promise<T> {
-    requireFhirId(resourceType, id, version);
-    const { body } = await this.call(true, context, (options) =>
-      this.client.vread({ resourceType, id, version, options }),
-    );
-    return body as unknown as T;
   }
 
   /** Reads several resources in one batch; those not found are simply absent from the result. */

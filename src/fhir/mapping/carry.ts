@@ -72,15 +72,3 @@ export function compact<T extends object>(value: T): T {
   }
   return result as T;
 }
-
-/** A copy of `source` without `keys`: the remainder to carry once the model took what it maps. */
-export function remainder(source: object, taken: ReadonlySet<string>): JsonObject | undefined {
-  const rest: JsonObject = {};
-  let any = false;
-  for (const [key, value] of Object.entries(source)) {
-    if (taken.has(key) || value === undefined) continue;
-    rest[key] = value as Json;
-    any = true;
-  }
-  return any ? rest : undefined;
-}
