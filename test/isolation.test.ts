@@ -852,7 +852,11 @@ t.test(
       gateway.readMany = original;
     });
     const plan = planFor(patientA);
-    const many = (type: string) => Array.from({ length: 1000 }, (_, i) => ({ reference: `${type}/x${i}` }));
+    // References to resources that exist (a server with referential integrity, HAPI, refuses others): B's.
+    const many = (type: string) =>
+      Array.from({ length: 1000 }, (_, i) => ({
+        reference: victim.byType[type][i % victim.byType[type].length],
+      }));
     plan.unmappedFhir = {
       goal: many('Goal'),
       careTeam: many('CareTeam'),
