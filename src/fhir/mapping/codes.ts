@@ -41,11 +41,17 @@ export const PROFILE = {
   carePlan: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careplan|6.1.0',
   goal: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-goal|6.1.0',
   careTeam: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careteam|6.1.0',
-  careExperiencePreference:
-    'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference|6.1.0',
-  treatmentInterventionPreference:
-    'http://hl7.org/fhir/us/core/StructureDefinition/us-core-treatment-intervention-preference|6.1.0',
+  // No preference profile: us-core-care-experience-preference and us-core-treatment-intervention-preference
+  // first appear in US Core 7.0.0 (package hl7.fhir.us.core-7.0.0; absent from hl7.fhir.us.core-6.1.0), so a
+  // preference Observation claims none while the service claims 6.1.0.
 } as const;
+
+/**
+ * The US Core preference profiles (any version, or unversioned): on reading, a claim of one of them is taken out
+ * (preferences are recognised by their LOINC code), so that it is not carried back out in a 6.1.0 plan.
+ */
+export const US_CORE_PREFERENCE_PROFILE =
+  /^http:\/\/hl7\.org\/fhir\/us\/core\/StructureDefinition\/us-core-(care-experience|treatment-intervention)-preference(\|.*)?$/;
 
 export const EXTENSION = {
   // FHIR core extensions (hl7.fhir.r4.core / extensions pack), used by MCC eCare Plan for goal agreement.
@@ -60,7 +66,7 @@ export const EXTENSION = {
   planRevision: `${CANONICAL_BASE}/StructureDefinition/plan-revision`,
 } as const;
 
-/** LOINC codes of the US Core 6.1.0 preference Observation profiles. */
+/** LOINC codes of the US Core 7.0.0 preference Observation profiles (fixed codes there). */
 export const PREFERENCE_CODE = {
   'care-experience': { system: SYSTEM.loinc, code: '95541-9', display: 'Care experience preference' },
   'treatment-intervention': {

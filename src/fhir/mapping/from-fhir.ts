@@ -43,6 +43,7 @@ import {
   ROLE_LABEL,
   STRENGTH_CODE,
   SYSTEM,
+  US_CORE_PREFERENCE_PROFILE,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
 } from './codes.js';
@@ -276,13 +277,15 @@ function takeSubject(rest: Obj, key: string, patient: Reference) {
 }
 
 /** Strips what the server manages and the claims the mapping adds back itself. */
-function takeMeta(rest: Obj, ownProfile: string | undefined) {
+function takeMeta(rest: Obj, ownProfile: string | RegExp | undefined) {
   if (!isPlainObject(rest.meta)) return;
   const meta: Obj = { ...rest.meta };
   delete meta.versionId;
   delete meta.lastUpdated;
   if (Array.isArray(meta.profile)) {
-    const profiles = meta.profile.filter((p) => p !== ownProfile);
+    const own = (p: unknown) =>
+      ownProfile instanceof RegExp ? typeof p === 'string' && ownProfile.test(p) : p === ownProfile;
+    const profiles = meta.profile.filter((p) => !own(p));
     if (profiles.length) meta.profile = profiles;
     else delete meta.profile;
   }
@@ -671,7 +674,7 @@ function roleFromFhir(
 }
 
 /** Common part of the Observations and Conditions the plan maps: status, subject, meta, identifiers. */
-function supportingRest(resource: Resource, patient: Reference, profile?: string): Obj {
+function supportingRest(resource: Resource, patient: Reference, profile?: string | RegExp): Obj {
   const rest: Obj = cloneJson(resource) as unknown as Obj;
   takeMeta(rest, profile);
   takeIdentifiers(rest);
@@ -737,11 +740,9 @@ function preferenceFromFhir(
     jsonEqual(observation.code, { coding: [PREFERENCE_CODE[k]] }),
   );
   if (!kind || !text(observation.valueString) || observation.status !== 'final') return undefined;
-  const rest = supportingRest(
-    observation,
-    patient,
-    kind === 'care-experience' ? PROFILE.careExperiencePreference : PROFILE.treatmentInterventionPreference,
-  );
+  // Recognised by its code; a claim of a US Core preference profile (any version) is not carried: the service
+  // claims none (the profiles exist only from US Core 7.0.0).
+  const rest = supportingRest(observation, patient, US_CORE_PREFERENCE_PROFILE);
   return { kind, ...statementFromFhir(observation, id, rest) };
 }
 

@@ -437,11 +437,8 @@ function buildPreference(preference: Preference, p: Placement, patient: FhirRefe
   const observation = statementObservation(preference, p, patient, {
     code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
   });
-  const profile =
-    preference.kind === 'care-experience'
-      ? PROFILE.careExperiencePreference
-      : PROFILE.treatmentInterventionPreference;
-  return profiled(observation, profile, preference.unmappedFhir);
+  // No profile claimed: the US Core preference profiles exist only from US Core 7.0.0 (see PROFILE).
+  return profiled(observation, undefined, preference.unmappedFhir);
 }
 
 function buildBarrier(

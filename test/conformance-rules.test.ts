@@ -1,0 +1,91 @@
+// Regression tests for the conformance defects of issue 13 (found by the HL7 reference validator): what the FHIR
+// the service emits must hold. Expected values come from the IG packages and sources, cited at each test, never
+// from the mapping's own tables.
+import type { Bundle, CarePlan, Condition, Observation, Resource } from 'fhir/r4.js';
+import t from 'tap';
+import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
+import { CarePlanService } from '../src/care-plan/care-plan-service.js';
+import type { FhirGateway } from '../src/fhir/gateway.js';
+
+let counter = 0;
+const service = new CarePlanService(
+  undefined as unknown as FhirGateway,
+  () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`,
+);
+
+const plan: SharedCarePlan = {
+  patient: { reference: 'Patient/maria' },
+  status: 'active',
+  intent: 'plan',
+  title: 'Staying at home',
+  whatMatters: { statement: 'Living at home with my garden', values: ['independence'] },
+  goals: [{ key: 'g1', description: { text: 'Walk to the garden every day' }, lifecycleStatus: 'active' }],
+  preferences: [
+    { kind: 'care-experience', statement: 'Please speak Spanish with me' },
+    { kind: 'treatment-intervention', statement: 'No feeding tube' },
+  ],
+  barriers: [
+    { statement: 'No bus to the clinic', category: 'transportation', goals: ['g1'] },
+    { statement: 'Too tired in the afternoon' },
+  ],
+  strengths: [{ statement: 'Ana visits every day', goals: ['g1'] }],
+};
+
+const resources = (bundle: Bundle): Resource[] => (bundle.entry ?? []).map((e) => e.resource as Resource);
+const observations = (bundle: Bundle) =>
+  resources(bundle).filter((r): r is Observation => r.resourceType === 'Observation');
+const byLoinc = (bundle: Bundle, code: string) =>
+  observations(bundle).find((o) =>
+    o.code.coding?.some((c) => c.system === 'http://loinc.org' && c.code === code),
+  );
+
+t.test(
+  'defect 1: preference Observations claim no US Core profile (the preference profiles are 7.0.0 only)',
+  async (t) => {
+    // hl7.fhir.us.core-6.1.0.tgz holds no StructureDefinition-us-core-care-experience-preference.json nor
+    // ...-treatment-intervention-preference.json; hl7.fhir.us.core-7.0.0.tgz holds both (/work/shared/fhir-packages).
+    const bundle = service.toFhir(plan);
+    for (const loinc of ['95541-9', '75773-2']) {
+      const observation = byLoinc(bundle, loinc);
+      t.ok(observation, `the preference Observation with LOINC ${loinc} is emitted`);
+      const profiles = observation?.meta?.profile ?? [];
+      t.same(
+        profiles.filter((p) => /us-core-(care-experience|treatment-intervention)-preference/.test(p)),
+        [],
+        `LOINC ${loinc}: no US Core preference profile claimed`,
+      );
+    }
+    t.same(service.fromFhir(bundle).preferences, plan.preferences, 'read back unchanged');
+  },
+);
+
+t.test(
+  'defect 1: on reading, a preference claiming any US Core preference profile version is recognised and the claim not carried',
+  async (t) => {
+    const bundle = service.toFhir(plan);
+    const claimed = [
+      'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference|7.0.0',
+      'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference|6.1.0',
+      'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference',
+      'http://hl7.org/fhir/us/core/StructureDefinition/us-core-treatment-intervention-preference|8.0.0',
+    ];
+    const care = byLoinc(bundle, '95541-9') as Observation;
+    care.meta = { profile: [...claimed, 'http://example.org/StructureDefinition/other'] };
+    const treatment = byLoinc(bundle, '75773-2') as Observation;
+    treatment.meta = { profile: [claimed[3]] };
+    const read = service.fromFhir(bundle);
+    t.equal(read.preferences?.length, 2, 'both preferences recognised by code');
+    t.same(read.preferences?.[0].unmappedFhir, {
+      meta: { profile: ['http://example.org/StructureDefinition/other'] },
+    });
+    t.equal(read.preferences?.[1].unmappedFhir, undefined, 'nothing carried for the 8.0.0 claim');
+    const again = service.toFhir(read);
+    const out = [byLoinc(again, '95541-9'), byLoinc(again, '75773-2')];
+    t.same(
+      out[0]?.meta?.profile,
+      ['http://example.org/StructureDefinition/other'],
+      'only the foreign claim goes out',
+    );
+    t.equal(out[1]?.meta, undefined);
+  },
+);
