@@ -1,12 +1,19 @@
 // Regression tests for the conformance defects of issue 13 (found by the HL7 reference validator): what the FHIR
 // the service emits must hold. Expected values come from the IG packages and sources, cited at each test, never
 // from the mapping's own tables.
-import type { Bundle, CarePlan, Condition, Observation, Resource } from 'fhir/r4.js';
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateResource } from '@medplum/core';
+import type { Bundle, CarePlan, Condition, Observation, Resource, StructureDefinition } from 'fhir/r4.js';
 import t from 'tap';
 import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
 import { CarePlanService } from '../src/care-plan/care-plan-service.js';
+import { loadFhirDefinitions } from '../src/fhir/embedded/definitions.js';
 import type { FhirGateway } from '../src/fhir/gateway.js';
+import { withProvenance } from '../src/fhir/mapping/provenance.js';
 
+loadFhirDefinitions();
 let counter = 0;
 const service = new CarePlanService(
   undefined as unknown as FhirGateway,
@@ -87,5 +94,39 @@ t.test(
       'only the foreign claim goes out',
     );
     t.equal(out[1]?.meta, undefined);
+  },
+);
+
+t.test(
+  'defect 3: the plan-revision extension is defined for every resource type that carries it',
+  async (t) => {
+    const definition = JSON.parse(
+      readFileSync(
+        join(import.meta.dirname, '..', 'schemas', 'fhir', 'StructureDefinition-plan-revision.json'),
+        'utf8',
+      ),
+    ) as StructureDefinition;
+    // R4 StructureDefinition.context (https://hl7.org/fhir/R4/structuredefinition-definitions.html#StructureDefinition.context):
+    // an extension may appear only where one of its contexts allows; type "element", expression = the element path.
+    const allowed = (type: string) =>
+      (definition.context ?? []).some((c) => c.type === 'element' && c.expression === type);
+    const bundle = withProvenance(service.toFhir(plan, { revision: 'r-1' }), {
+      activity: 'CREATE',
+      agent: { display: 'test' },
+      recorded: '2026-12-01T10:00:00Z',
+    });
+    const carriers = resources(bundle).filter((r) =>
+      ((r as CarePlan).extension ?? []).some((e) => e.url === definition.url),
+    );
+    t.same(
+      carriers.map((r) => r.resourceType).sort(),
+      ['CarePlan', 'Provenance'],
+      'CarePlan and Provenance carry it',
+    );
+    for (const r of carriers) t.ok(allowed(r.resourceType), `its context allows ${r.resourceType}`);
+    t.doesNotThrow(
+      () => validateResource(definition as never),
+      'the StructureDefinition is a valid R4 resource',
+    );
   },
 );
