@@ -130,3 +130,42 @@ t.test(
     );
   },
 );
+
+t.test(
+  'defect 4: the what-matters category is PCO 1.0.0 pco-concepts-temporary#what-matters "What Matters"',
+  async (t) => {
+    // PCO 1.0.0 IG source input/fsh/PCOTerminology.fsh: CodeSystem PCOConcepts, Id pco-concepts-temporary,
+    // `* #what-matters "What Matters"`; sushi-config.yaml canonical http://hl7.org/fhir/us/pco. The code is not in
+    // personal-health-inventory-temporary (WhatMattersTerminology.fsh).
+    const expected = {
+      system: 'http://hl7.org/fhir/us/pco/CodeSystem/pco-concepts-temporary',
+      code: 'what-matters',
+      display: 'What Matters',
+    };
+    const bundle = service.toFhir(plan);
+    const whatMatters = observations(bundle).find((o) =>
+      o.category?.some((c) => c.coding?.some((coding) => coding.code === 'what-matters')),
+    ) as Observation;
+    t.ok(whatMatters, 'the what-matters Observation is emitted');
+    t.same(whatMatters.category, [{ coding: [expected] }]);
+    t.same(service.fromFhir(bundle).whatMatters, plan.whatMatters, 'read back');
+    // As earlier versions of this service wrote it: still read, written back corrected.
+    whatMatters.category = [
+      {
+        coding: [
+          {
+            system: 'http://hl7.org/fhir/us/pco/CodeSystem/personal-health-inventory-temporary',
+            code: 'what-matters',
+            display: 'What Matters Most',
+          },
+        ],
+      },
+    ];
+    const old = service.fromFhir(bundle);
+    t.same(old.whatMatters, plan.whatMatters, 'the old category is read as what matters, nothing carried');
+    const rewritten = observations(service.toFhir(old)).find(
+      (o) => o.valueString === plan.whatMatters?.statement,
+    );
+    t.same(rewritten?.category, [{ coding: [expected] }], 'and written back in the right code system');
+  },
+);

@@ -17,7 +17,13 @@ export const SYSTEM = {
   usCoreConditionCategory: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category',
   // SDOH Clinical Care 2.x/3.0: temporary codes, incl. protective-factor for strengths.
   sdohTemporaryCodes: 'http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes',
-  // Person-Centered Outcomes 1.0.0 personal health inventory (what matters) category.
+  // Person-Centered Outcomes 1.0.0 concepts, incl. the what-matters category (PCO IG source
+  // input/fsh/PCOTerminology.fsh: CodeSystem PCOConcepts, Id pco-concepts-temporary, canonical http://hl7.org/fhir/us/pco).
+  pcoConcepts: 'http://hl7.org/fhir/us/pco/CodeSystem/pco-concepts-temporary',
+  /**
+   * PCO 1.0.0 personal health inventory (WhatMattersTerminology.fsh): it has no what-matters code. Earlier versions
+   * of this service sent the what-matters category in it; only read, never written.
+   */
   pcoPersonalHealthInventory: 'http://hl7.org/fhir/us/pco/CodeSystem/personal-health-inventory-temporary',
   careTeamRole: `${CANONICAL_BASE}/CodeSystem/care-team-role`,
   barrierCategory: `${CANONICAL_BASE}/CodeSystem/barrier-category`,
@@ -83,8 +89,18 @@ export const BARRIER_CODE = {
   display: 'Barrier to goal',
 } as const;
 
-/** PCO "what matters" category on the what-matters assessment Observation. */
+/**
+ * PCO "what matters" category on the what-matters assessment Observation: PCOConcepts#what-matters "What Matters"
+ * (PCO 1.0.0 PCOTerminology.fsh; used as category[pco] in WhatMattersProfiles.fsh / GASExamples.fsh).
+ */
 export const WHAT_MATTERS_CATEGORY = {
+  system: SYSTEM.pcoConcepts,
+  code: 'what-matters',
+  display: 'What Matters',
+} as const;
+
+/** The what-matters category as earlier versions of this service wrote it (wrong code system): read, never written. */
+export const LEGACY_WHAT_MATTERS_CATEGORY = {
   system: SYSTEM.pcoPersonalHealthInventory,
   code: 'what-matters',
   display: 'What Matters Most',

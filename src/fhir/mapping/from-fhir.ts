@@ -36,6 +36,7 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
+  LEGACY_WHAT_MATTERS_CATEGORY,
   MANAGED_IDENTIFIER_SYSTEMS,
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
@@ -713,7 +714,9 @@ function whatMattersFromFhir(
   if (!jsonEqual(observation.code, WHAT_MATTERS_CODE) || !text(observation.valueString)) return undefined;
   if (observation.status !== 'final') return undefined;
   const rest = supportingRest(observation, patient);
-  if (!takeIfEqual(rest, 'category', [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }])) return undefined;
+  // The category as written now, or as earlier versions of this service wrote it (in the wrong PCO code system).
+  const categories = [WHAT_MATTERS_CATEGORY, LEGACY_WHAT_MATTERS_CATEGORY];
+  if (!categories.some((c) => takeIfEqual(rest, 'category', [{ coding: [{ ...c }] }]))) return undefined;
   const values: string[] = [];
   if (Array.isArray(rest.component)) {
     const others = (observation.component ?? []).filter((c) => {
