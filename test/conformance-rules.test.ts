@@ -169,3 +169,40 @@ t.test(
     t.same(rewritten?.category, [{ coding: [expected] }], 'and written back in the right code system');
   },
 );
+
+t.test(
+  'defect 5: a strength is a Condition with category SDOHCC protective-factor and the words as code.text',
+  async (t) => {
+    // SDOHCC 3.0.0 IG source input/fsh/codesystems/SDOHCCCodeSystemTemporaryCodes.fsh:36:
+    // `* #protective-factor "Protective Factor" "Category for Social Determinant of Health artifacts that pertain to
+    // Protective Factors."`; SDOHCCCondition.fsh:142 binds it on Condition.category. US Core condition-category
+    // health-concern "Health Concern".
+    const sdohcc = 'http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes';
+    const bundle = service.toFhir(plan);
+    const strength = resources(bundle).find(
+      (r): r is Condition => r.resourceType === 'Condition',
+    ) as Condition;
+    t.same(strength.category, [
+      {
+        coding: [
+          {
+            system: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category',
+            code: 'health-concern',
+            display: 'Health Concern',
+          },
+        ],
+      },
+      { coding: [{ system: sdohcc, code: 'protective-factor', display: 'Protective Factor' }] },
+    ]);
+    t.same(strength.code, { text: 'Ana visits every day' }, 'code: the words, no protective-factor coding');
+    t.same(service.fromFhir(bundle).strengths, plan.strengths, 'read back');
+    // As earlier versions of this service wrote it.
+    strength.category = [strength.category?.[0] as NonNullable<Condition['category']>[number]];
+    strength.code = {
+      coding: [{ system: sdohcc, code: 'protective-factor', display: 'Protective factor' }],
+      text: 'Ana visits every day',
+    };
+    const old = service.fromFhir(bundle);
+    t.same(old.strengths, plan.strengths, 'the old form is read as the same strength, nothing carried');
+  },
+);

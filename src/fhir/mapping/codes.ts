@@ -15,7 +15,8 @@ export const SYSTEM = {
   conditionClinical: 'http://terminology.hl7.org/CodeSystem/condition-clinical',
   usCoreCarePlanCategory: 'http://hl7.org/fhir/us/core/CodeSystem/careplan-category',
   usCoreConditionCategory: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category',
-  // SDOH Clinical Care 2.x/3.0: temporary codes, incl. protective-factor for strengths.
+  // SDOH Clinical Care 3.0.0 temporary codes (IG source input/fsh/codesystems/SDOHCCCodeSystemTemporaryCodes.fsh),
+  // incl. the protective-factor category for strengths (a category code there, line 36; not in SDOHCC 2.x).
   sdohTemporaryCodes: 'http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes',
   // Person-Centered Outcomes 1.0.0 concepts, incl. the what-matters category (PCO IG source
   // input/fsh/PCOTerminology.fsh: CodeSystem PCOConcepts, Id pco-concepts-temporary, canonical http://hl7.org/fhir/us/pco).
@@ -114,7 +115,30 @@ export const PERSONAL_VALUE_CODE = {
   coding: [{ system: SYSTEM.whatMattersComponent, code: 'value', display: 'Personal value' }],
 };
 
-export const STRENGTH_CODE = {
+/**
+ * The category of a strength's Condition: SDOHCC 3.0.0 `#protective-factor "Protective Factor"`, a category code
+ * ("Category for Social Determinant of Health artifacts that pertain to Protective Factors",
+ * SDOHCCCodeSystemTemporaryCodes.fsh:36; SDOHCCCondition.fsh binds it on Condition.category). The Condition's code
+ * is the patient's words (code.text).
+ */
+export const STRENGTH_CATEGORY = {
+  system: SYSTEM.sdohTemporaryCodes,
+  code: 'protective-factor',
+  display: 'Protective Factor',
+} as const;
+
+/** US Core condition-category health-concern, the first category of a strength's Condition. */
+export const HEALTH_CONCERN_CATEGORY = {
+  system: SYSTEM.usCoreConditionCategory,
+  code: 'health-concern',
+  display: 'Health Concern',
+} as const;
+
+/**
+ * The code of a strength's Condition as earlier versions of this service wrote it (protective-factor used as a
+ * code, category health-concern only): read, never written.
+ */
+export const LEGACY_STRENGTH_CODE = {
   system: SYSTEM.sdohTemporaryCodes,
   code: 'protective-factor',
   display: 'Protective factor',

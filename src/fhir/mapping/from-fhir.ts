@@ -36,13 +36,14 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
+  HEALTH_CONCERN_CATEGORY,
+  LEGACY_STRENGTH_CODE,
   LEGACY_WHAT_MATTERS_CATEGORY,
   MANAGED_IDENTIFIER_SYSTEMS,
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
   ROLE_LABEL,
-  STRENGTH_CODE,
   SYSTEM,
   US_CORE_PREFERENCE_PROFILE,
   WHAT_MATTERS_CATEGORY,
@@ -55,6 +56,7 @@ import {
   decisionExtension,
   GOAL_ACHIEVEMENT,
   GOAL_PRIORITY,
+  strengthCategories,
 } from './to-fhir.js';
 
 /** A CarePlan and a way to find the resources it references. */
@@ -791,17 +793,19 @@ function strengthFromFhir(
   goalLinks: (refs: unknown) => string[] | undefined,
 ): Strength | undefined {
   const statement = text(condition.code?.text);
-  if (!statement || !jsonEqual(condition.code, { coding: [{ ...STRENGTH_CODE }], text: statement }))
-    return undefined;
+  if (!statement) return undefined;
+  // As written now: category [health-concern, SDOHCC protective-factor], code = the words only. As earlier versions
+  // of this service wrote it: category [health-concern], protective-factor as the code (with the words as text).
+  const current =
+    jsonEqual(condition.code, { text: statement }) && jsonEqual(condition.category, strengthCategories());
+  const legacy =
+    jsonEqual(condition.code, { coding: [{ ...LEGACY_STRENGTH_CODE }], text: statement }) &&
+    jsonEqual(condition.category, [{ coding: [{ ...HEALTH_CONCERN_CATEGORY }] }]);
+  if (!current && !legacy) return undefined;
   const rest = supportingRest(condition, patient);
   const clinical = { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] };
-  const category = [
-    {
-      coding: [{ system: SYSTEM.usCoreConditionCategory, code: 'health-concern', display: 'Health Concern' }],
-    },
-  ];
-  if (!takeIfEqual(rest, 'clinicalStatus', clinical) || !takeIfEqual(rest, 'category', category))
-    return undefined;
+  if (!takeIfEqual(rest, 'clinicalStatus', clinical)) return undefined;
+  delete rest.category;
   const strength: Strength = { statement };
   if (id) strength.id = id;
   const goalExtensions = (condition.extension ?? []).filter((e) => e.url === EXTENSION.pertainsToGoal);

@@ -35,12 +35,13 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
+  HEALTH_CONCERN_CATEGORY,
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
   ROLE_LABEL,
   ROLE_SNOMED,
-  STRENGTH_CODE,
+  STRENGTH_CATEGORY,
   SYSTEM,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
@@ -476,6 +477,11 @@ function buildBarrier(
   );
 }
 
+/** Condition.category of a strength: US Core health-concern and SDOHCC 3.0.0 protective-factor. */
+export function strengthCategories(): FhirCodeableConcept[] {
+  return [{ coding: [{ ...HEALTH_CONCERN_CATEGORY }] }, { coding: [{ ...STRENGTH_CATEGORY }] }];
+}
+
 function buildStrength(
   strength: Strength,
   p: Placement,
@@ -488,14 +494,9 @@ function buildStrength(
       id: p.id,
       extension: goals.map((goal) => ({ url: EXTENSION.pertainsToGoal, valueReference: goal })),
       clinicalStatus: { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] },
-      category: [
-        {
-          coding: [
-            { system: SYSTEM.usCoreConditionCategory, code: 'health-concern', display: 'Health Concern' },
-          ],
-        },
-      ],
-      code: { coding: [{ ...STRENGTH_CODE }], text: strength.statement },
+      category: strengthCategories(),
+      // SDOHCC 3.0.0 protective-factor is a category: the code is the patient's words only.
+      code: { text: strength.statement },
       subject: patient,
     }) as Condition,
     undefined,
