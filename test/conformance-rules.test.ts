@@ -206,3 +206,38 @@ t.test(
     t.same(old.strengths, plan.strengths, 'the old form is read as the same strength, nothing carried');
   },
 );
+
+t.test(
+  "defect 6: the barrier Observation has PCO's display for SNOMED 811791000000103 and claims no PCO profile",
+  async (t) => {
+    // PCO 1.0.0 IG source input/fsh/PCOGoalBarrier.fsh (ValueSet GoalBarrierCodes) and GASExamples.fsh:
+    // `$SCT#811791000000103 "Identifying barriers to goal achievement"`.
+    const bundle = service.toFhir(plan);
+    const barriers = observations(bundle).filter((o) =>
+      o.code.coding?.some((c) => c.code === '811791000000103'),
+    );
+    t.equal(barriers.length, 2);
+    for (const barrier of barriers) {
+      t.same(barrier.code, {
+        coding: [
+          {
+            system: 'http://snomed.info/sct',
+            code: '811791000000103',
+            display: 'Identifying barriers to goal achievement',
+          },
+        ],
+      });
+      t.notOk(
+        barrier.meta?.profile?.some((p) => p.startsWith('http://hl7.org/fhir/us/pco/')),
+        'no PCO profile claimed',
+      );
+    }
+    t.same(service.fromFhir(bundle).barriers, plan.barriers, 'read back');
+    for (const barrier of barriers) {
+      barrier.code = {
+        coding: [{ system: 'http://snomed.info/sct', code: '811791000000103', display: 'Barrier to goal' }],
+      };
+    }
+    t.same(service.fromFhir(bundle).barriers, plan.barriers, 'the display of earlier versions is read too');
+  },
+);

@@ -83,8 +83,21 @@ export const PREFERENCE_CODE = {
   },
 } as const;
 
-/** PCO Goal Barrier Observation code (Person-Centered Outcomes 1.0.0). */
+/**
+ * The code of a barrier Observation: SNOMED CT 811791000000103 with the display the PCO 1.0.0 IG source gives it,
+ * "Identifying barriers to goal achievement" (input/fsh/PCOGoalBarrier.fsh, ValueSet GoalBarrierCodes; the same in
+ * GASExamples.fsh). The Observation claims no PCO profile: the Goal Barrier profile (pco-goal-barrier, parent US
+ * Core Simple Observation) requires category[us-core] = survey and other US Core Simple Observation elements that a
+ * barrier here does not have, so the service follows PCO's code only and says so by claiming nothing.
+ */
 export const BARRIER_CODE = {
+  system: SYSTEM.snomed,
+  code: '811791000000103',
+  display: 'Identifying barriers to goal achievement',
+} as const;
+
+/** The barrier code as earlier versions of this service wrote it (a display PCO does not give): read, never written. */
+export const LEGACY_BARRIER_CODE = {
   system: SYSTEM.snomed,
   code: '811791000000103',
   display: 'Barrier to goal',

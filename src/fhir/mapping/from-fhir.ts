@@ -37,6 +37,7 @@ import {
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
   HEALTH_CONCERN_CATEGORY,
+  LEGACY_BARRIER_CODE,
   LEGACY_STRENGTH_CODE,
   LEGACY_WHAT_MATTERS_CATEGORY,
   MANAGED_IDENTIFIER_SYSTEMS,
@@ -757,8 +758,11 @@ function barrierFromFhir(
   patient: Reference,
   goalLinks: (refs: unknown) => string[] | undefined,
 ): Barrier | undefined {
-  if (!jsonEqual(observation.code, { coding: [{ ...BARRIER_CODE }] }) || observation.status !== 'final')
-    return undefined;
+  // The code as written now, or with the display earlier versions of this service wrote.
+  const coded = [BARRIER_CODE, LEGACY_BARRIER_CODE].some((c) =>
+    jsonEqual(observation.code, { coding: [{ ...c }] }),
+  );
+  if (!coded || observation.status !== 'final') return undefined;
   const rest = supportingRest(observation, patient);
   let barrier: Barrier | undefined;
   if (text(observation.valueString)) {

@@ -472,6 +472,7 @@ function buildBarrier(
       focus: goals,
       ...value,
     }) as Observation,
+    // No profile: PCO's Goal Barrier profile needs US Core Simple Observation elements a barrier here lacks.
     undefined,
     barrier.unmappedFhir,
   );
