@@ -6,12 +6,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateResource } from '@medplum/core';
 import type { Bundle, CarePlan, Condition, Observation, Resource, StructureDefinition } from 'fhir/r4.js';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
 import { CarePlanService } from '../src/care-plan/care-plan-service.js';
 import { loadFhirDefinitions } from '../src/fhir/embedded/definitions.js';
 import type { FhirGateway } from '../src/fhir/gateway.js';
 import { withProvenance } from '../src/fhir/mapping/provenance.js';
+import { startTestService } from './helpers/service.js';
 
 loadFhirDefinitions();
 let counter = 0;
@@ -239,5 +240,100 @@ t.test(
       };
     }
     t.same(service.fromFhir(bundle).barriers, plan.barriers, 'the display of earlier versions is read too');
+  },
+);
+
+/**
+ * FHIR R4 Bundle.entry.fullUrl (https://hl7.org/fhir/R4/bundle-definitions.html#Bundle.entry.fullUrl): "The
+ * Absolute URL for the resource ... The fullUrl SHALL NOT disagree with the id in the resource"; for an update
+ * (https://hl7.org/fhir/R4/http.html#trules) the resource's fullUrl is its URL on the server, <base>/<Type>/<id>.
+ */
+function checkPutFullUrls(t: Test, bundle: Bundle, base: string, label: string) {
+  const puts = (bundle.entry ?? []).filter((e) => e.request?.method === 'PUT');
+  t.ok(puts.length > 0, `${label}: there are PUT entries`);
+  for (const entry of puts) {
+    const resource = entry.resource as Resource;
+    t.equal(
+      entry.fullUrl,
+      `${base}/${resource.resourceType}/${resource.id}`,
+      `${label}: ${entry.request?.url}`,
+    );
+  }
+}
+
+t.test(
+  'defect 2: every PUT entry of a transaction has the absolute fullUrl of its resource on the server',
+  async (t) => {
+    const base = 'https://fhir.example.org/r4';
+    const stored: SharedCarePlan = {
+      ...plan,
+      id: 'cp1',
+      goals: [{ ...(plan.goals?.[0] as NonNullable<SharedCarePlan['goals']>[number]), id: 'g-1' }],
+      preferences: plan.preferences?.map((p, i) => ({ ...p, id: `pref-${i}` })),
+      strengths: plan.strengths?.map((s, i) => ({ ...s, id: `strength-${i}` })),
+    };
+    checkPutFullUrls(t, service.toFhir(stored, { serverBase: `${base}/` }), base, 'pure mapping');
+    const bundle = service.toFhir(stored, { serverBase: base });
+    const posts = (bundle.entry ?? []).filter((e) => e.request?.method === 'POST');
+    t.ok(
+      posts.length > 0 && posts.every((e) => e.fullUrl?.startsWith('urn:uuid:')),
+      'new resources keep urn:uuid',
+    );
+    // The references inside a PUT entry (CarePlan.goal = Goal/g-1) resolve within the Bundle, relative to its fullUrl.
+    const carePlan = bundle.entry?.[0]?.resource as CarePlan | undefined;
+    t.same(carePlan?.goal, [{ reference: 'Goal/g-1' }]);
+    t.ok(
+      bundle.entry?.some((e) => e.fullUrl === `${base}/Goal/g-1`),
+      'Goal/g-1 resolves to an entry',
+    );
+
+    // Through the service: $to-fhir names the public base (FHIR_PUBLIC_BASE_URL), or else the FHIR server's base.
+    const running = await startTestService({ FHIR_PUBLIC_BASE_URL: base });
+    t.teardown(() => running.close());
+    const mapped = await running.app.inject({
+      method: 'POST',
+      url: '/care-plans/$to-fhir',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(stored),
+    });
+    t.equal(mapped.statusCode, 200);
+    checkPutFullUrls(t, mapped.json(), base, '$to-fhir with FHIR_PUBLIC_BASE_URL');
+    const plain = await startTestService();
+    t.teardown(() => plain.close());
+    const unconfigured = await plain.app.inject({
+      method: 'POST',
+      url: '/care-plans/$to-fhir',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(stored),
+    });
+    checkPutFullUrls(t, unconfigured.json(), plain.fhirBaseUrl, '$to-fhir without it: the FHIR server base');
+    // And writes with such entries are accepted by the FHIR server: create, then update (every part a PUT).
+    const patient = await plain.newPatient('fullurl');
+    const created = await plain.app.inject({
+      method: 'POST',
+      url: '/care-plans',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ ...plan, patient: { reference: patient } }),
+    });
+    t.equal(created.statusCode, 201, created.body.slice(0, 300));
+    const body = created.json();
+    const updated = await plain.app.inject({
+      method: 'PUT',
+      url: `/care-plans/${body.id}`,
+      headers: { 'content-type': 'application/json', 'if-match': created.headers.etag as string },
+      payload: JSON.stringify({
+        ...body,
+        title: 'Staying at home, updated',
+        version: undefined,
+        lastUpdated: undefined,
+      }),
+    });
+    t.equal(updated.statusCode, 200, updated.body.slice(0, 300));
+    t.equal(updated.json().title, 'Staying at home, updated');
+    t.equal(
+      updated.json().goals?.[0].id,
+      body.goals?.[0].id,
+      'the goal is the same resource, updated in place',
+    );
   },
 );

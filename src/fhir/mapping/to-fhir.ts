@@ -70,6 +70,14 @@ export interface ToFhirOptions {
   planKey?: string;
   /** The managed identifiers (plan membership, idempotency) of stored resources, by Type/id, kept on update. */
   storedIdentifiers?: ReadonlyMap<string, Identifier[]>;
+  /**
+   * The FHIR server's base URL (e.g. https://fhir.example.org/fhir): the fullUrl of every PUT entry is
+   * `<serverBase>/<Type>/<id>`. FHIR R4 (https://hl7.org/fhir/R4/bundle.html#bundle-unique, bdl-7 and "fullUrl":
+   * "the absolute URL for the resource ... for a resource on a RESTful server, the fullUrl is the URL at which the
+   * resource can be resolved") needs it, so that the relative references inside the entry (Goal/1) resolve within
+   * the Bundle. Without it, PUT entries have no fullUrl.
+   */
+  serverBase?: string;
 }
 
 export const ASSESS_PLAN_CATEGORY: FhirCodeableConcept = {
@@ -343,6 +351,12 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   entries.push(entryFor(carePlanPlacement, carePlan, idempotent, options.ifMatchVersion));
   for (const b of built) {
     if (!b.placement.contained) entries.push(entryFor(b.placement, b.resource, b.identifier));
+  }
+  const base = options.serverBase?.replace(/\/+$/, '');
+  if (base) {
+    for (const entry of entries) {
+      if (entry.request?.method === 'PUT') entry.fullUrl = `${base}/${entry.request.url}`;
+    }
   }
   for (const ref of options.deleteReferences ?? []) entries.push({ request: { method: 'DELETE', url: ref } });
   return { resourceType: 'Bundle', type: 'transaction', entry: entries };
