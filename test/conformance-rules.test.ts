@@ -273,6 +273,18 @@ t.test(
       strengths: plan.strengths?.map((s, i) => ({ ...s, id: `strength-${i}` })),
     };
     checkPutFullUrls(t, service.toFhir(stored, { serverBase: `${base}/` }), base, 'pure mapping');
+    // The Provenance entry of a write (a POST) has its urn:uuid fullUrl too, so its target resolves.
+    const written = service.withProvenance(
+      service.toFhir(stored, { serverBase: base }),
+      {} as never,
+      'UPDATE',
+    );
+    const provenance = written.entry?.find((e) => e.resource?.resourceType === 'Provenance');
+    t.match(provenance?.fullUrl, /^urn:uuid:[0-9a-f-]{36}$/, 'the Provenance entry has a urn:uuid fullUrl');
+    t.ok(
+      written.entry?.every((e) => e.fullUrl),
+      'every entry of the write has a fullUrl',
+    );
     const bundle = service.toFhir(stored, { serverBase: base });
     const posts = (bundle.entry ?? []).filter((e) => e.request?.method === 'POST');
     t.ok(

@@ -230,6 +230,7 @@ export class CarePlanService {
       agent: { clientId: caller?.clientId, display: callerDisplay(caller) },
       recorded: new Date().toISOString(),
       idempotencyTag,
+      uuid: this.newUuid(),
     });
     const provenance = result.entry?.[result.entry.length - 1]?.resource as Provenance;
     const issues = validateFhirResource(provenance, 'outbound');
