@@ -559,11 +559,23 @@ t.test('US Core 6.1.0 profile rules (outbound only, when claimed)', async (t) =>
   t.ok(find(prefIssues, '/value[x]', 'us-core-treatment-intervention-preference'));
   const care = {
     ...pref,
-    meta: { profile: [`${US_CORE}us-core-care-experience-preference|6.1.0`] },
+    meta: { profile: [`${US_CORE}us-core-care-experience-preference|7.0.0`] },
     subject: { reference: 'Patient/p' },
     valueString: 'Music while I wait',
   };
   t.same(validateFhirResource(care, 'outbound'), []);
+  // The preference profiles exist from US Core 7.0.0: a |7.0.0 claim is checked as one.
+  t.ok(
+    find(
+      validateFhirResource(
+        { ...care, code: { coding: [{ system: 'http://loinc.org', code: '75773-2' }] } },
+        'outbound',
+      ),
+      '/code',
+      'us-core-care-experience-preference',
+    ),
+    'a |7.0.0 claim with the wrong LOINC code is reported',
+  );
 
   const prov = {
     resourceType: 'Provenance',

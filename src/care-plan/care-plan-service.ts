@@ -167,7 +167,13 @@ export class CarePlanService {
         errors: violations.map((v) => ({ pointer: v.pointer, detail: v.message })),
       });
     }
-    const bundle = planToTransaction(plan, { ...options, newUuid: this.newUuid });
+    // PUT entries get their absolute fullUrl on the FHIR server the service writes to, unless the caller names
+    // another base (the $to-fhir route: the public base).
+    const bundle = planToTransaction(plan, {
+      serverBase: this.gateway?.baseUrl,
+      ...options,
+      newUuid: this.newUuid,
+    });
     const issues = validateFhirBundle(bundle, 'outbound');
     if (issues.length) {
       // Either the service mapped wrongly, or carried elements (unmappedFhir) are not valid FHIR.
@@ -224,6 +230,7 @@ export class CarePlanService {
       agent: { clientId: caller?.clientId, display: callerDisplay(caller) },
       recorded: new Date().toISOString(),
       idempotencyTag,
+      uuid: this.newUuid(),
     });
     const provenance = result.entry?.[result.entry.length - 1]?.resource as Provenance;
     const issues = validateFhirResource(provenance, 'outbound');

@@ -21,7 +21,14 @@ export default async function operationRoutes(app: FastifyInstance) {
         },
       },
     },
-    async (request, reply) => reply.type('application/fhir+json').send(app.carePlans.toFhir(request.body)),
+    // Nothing is stored: the PUT entries' fullUrls name the plan's resources at the public base of the FHIR server
+    // (FHIR_PUBLIC_BASE_URL, else the FHIR server's own base).
+    async (request, reply) =>
+      reply.type('application/fhir+json').send(
+        app.carePlans.toFhir(request.body, {
+          serverBase: app.config.fhirPublicBaseUrl ?? app.fhir.baseUrl,
+        }),
+      ),
   );
 
   app.post<{ Body: unknown; Querystring: { carePlan?: string } }>(

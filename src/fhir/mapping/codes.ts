@@ -15,9 +15,16 @@ export const SYSTEM = {
   conditionClinical: 'http://terminology.hl7.org/CodeSystem/condition-clinical',
   usCoreCarePlanCategory: 'http://hl7.org/fhir/us/core/CodeSystem/careplan-category',
   usCoreConditionCategory: 'http://hl7.org/fhir/us/core/CodeSystem/condition-category',
-  // SDOH Clinical Care 2.x/3.0: temporary codes, incl. protective-factor for strengths.
+  // SDOH Clinical Care 3.0.0 temporary codes (IG source input/fsh/codesystems/SDOHCCCodeSystemTemporaryCodes.fsh),
+  // incl. the protective-factor category for strengths (a category code there, line 36; not in SDOHCC 2.x).
   sdohTemporaryCodes: 'http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes',
-  // Person-Centered Outcomes 1.0.0 personal health inventory (what matters) category.
+  // Person-Centered Outcomes 1.0.0 concepts, incl. the what-matters category (PCO IG source
+  // input/fsh/PCOTerminology.fsh: CodeSystem PCOConcepts, Id pco-concepts-temporary, canonical http://hl7.org/fhir/us/pco).
+  pcoConcepts: 'http://hl7.org/fhir/us/pco/CodeSystem/pco-concepts-temporary',
+  /**
+   * PCO 1.0.0 personal health inventory (WhatMattersTerminology.fsh): it has no what-matters code. Earlier versions
+   * of this service sent the what-matters category in it; only read, never written.
+   */
   pcoPersonalHealthInventory: 'http://hl7.org/fhir/us/pco/CodeSystem/personal-health-inventory-temporary',
   careTeamRole: `${CANONICAL_BASE}/CodeSystem/care-team-role`,
   barrierCategory: `${CANONICAL_BASE}/CodeSystem/barrier-category`,
@@ -41,11 +48,17 @@ export const PROFILE = {
   carePlan: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careplan|6.1.0',
   goal: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-goal|6.1.0',
   careTeam: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careteam|6.1.0',
-  careExperiencePreference:
-    'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference|6.1.0',
-  treatmentInterventionPreference:
-    'http://hl7.org/fhir/us/core/StructureDefinition/us-core-treatment-intervention-preference|6.1.0',
+  // No preference profile: us-core-care-experience-preference and us-core-treatment-intervention-preference
+  // first appear in US Core 7.0.0 (package hl7.fhir.us.core-7.0.0; absent from hl7.fhir.us.core-6.1.0), so a
+  // preference Observation claims none while the service claims 6.1.0.
 } as const;
+
+/**
+ * The US Core preference profiles (any version, or unversioned): on reading, a claim of one of them is taken out
+ * (preferences are recognised by their LOINC code), so that it is not carried back out in a 6.1.0 plan.
+ */
+export const US_CORE_PREFERENCE_PROFILE =
+  /^http:\/\/hl7\.org\/fhir\/us\/core\/StructureDefinition\/us-core-(care-experience|treatment-intervention)-preference(\|.*)?$/;
 
 export const EXTENSION = {
   // FHIR core extensions (hl7.fhir.r4.core / extensions pack), used by MCC eCare Plan for goal agreement.
@@ -60,7 +73,7 @@ export const EXTENSION = {
   planRevision: `${CANONICAL_BASE}/StructureDefinition/plan-revision`,
 } as const;
 
-/** LOINC codes of the US Core 6.1.0 preference Observation profiles. */
+/** LOINC codes of the US Core 7.0.0 preference Observation profiles (fixed codes there). */
 export const PREFERENCE_CODE = {
   'care-experience': { system: SYSTEM.loinc, code: '95541-9', display: 'Care experience preference' },
   'treatment-intervention': {
@@ -70,15 +83,38 @@ export const PREFERENCE_CODE = {
   },
 } as const;
 
-/** PCO Goal Barrier Observation code (Person-Centered Outcomes 1.0.0). */
+/**
+ * The code of a barrier Observation: SNOMED CT 811791000000103 with the display the PCO 1.0.0 IG source gives it,
+ * "Identifying barriers to goal achievement" (input/fsh/PCOGoalBarrier.fsh, ValueSet GoalBarrierCodes; the same in
+ * GASExamples.fsh). The Observation claims no PCO profile: the Goal Barrier profile (pco-goal-barrier, parent US
+ * Core Simple Observation) requires category[us-core] = survey and other US Core Simple Observation elements that a
+ * barrier here does not have, so the service follows PCO's code only and says so by claiming nothing.
+ */
 export const BARRIER_CODE = {
+  system: SYSTEM.snomed,
+  code: '811791000000103',
+  display: 'Identifying barriers to goal achievement',
+} as const;
+
+/** The barrier code as earlier versions of this service wrote it (a display PCO does not give): read, never written. */
+export const LEGACY_BARRIER_CODE = {
   system: SYSTEM.snomed,
   code: '811791000000103',
   display: 'Barrier to goal',
 } as const;
 
-/** PCO "what matters" category on the what-matters assessment Observation. */
+/**
+ * PCO "what matters" category on the what-matters assessment Observation: PCOConcepts#what-matters "What Matters"
+ * (PCO 1.0.0 PCOTerminology.fsh; used as category[pco] in WhatMattersProfiles.fsh / GASExamples.fsh).
+ */
 export const WHAT_MATTERS_CATEGORY = {
+  system: SYSTEM.pcoConcepts,
+  code: 'what-matters',
+  display: 'What Matters',
+} as const;
+
+/** The what-matters category as earlier versions of this service wrote it (wrong code system): read, never written. */
+export const LEGACY_WHAT_MATTERS_CATEGORY = {
   system: SYSTEM.pcoPersonalHealthInventory,
   code: 'what-matters',
   display: 'What Matters Most',
@@ -92,7 +128,30 @@ export const PERSONAL_VALUE_CODE = {
   coding: [{ system: SYSTEM.whatMattersComponent, code: 'value', display: 'Personal value' }],
 };
 
-export const STRENGTH_CODE = {
+/**
+ * The category of a strength's Condition: SDOHCC 3.0.0 `#protective-factor "Protective Factor"`, a category code
+ * ("Category for Social Determinant of Health artifacts that pertain to Protective Factors",
+ * SDOHCCCodeSystemTemporaryCodes.fsh:36; SDOHCCCondition.fsh binds it on Condition.category). The Condition's code
+ * is the patient's words (code.text).
+ */
+export const STRENGTH_CATEGORY = {
+  system: SYSTEM.sdohTemporaryCodes,
+  code: 'protective-factor',
+  display: 'Protective Factor',
+} as const;
+
+/** US Core condition-category health-concern, the first category of a strength's Condition. */
+export const HEALTH_CONCERN_CATEGORY = {
+  system: SYSTEM.usCoreConditionCategory,
+  code: 'health-concern',
+  display: 'Health Concern',
+} as const;
+
+/**
+ * The code of a strength's Condition as earlier versions of this service wrote it (protective-factor used as a
+ * code, category health-concern only): read, never written.
+ */
+export const LEGACY_STRENGTH_CODE = {
   system: SYSTEM.sdohTemporaryCodes,
   code: 'protective-factor',
   display: 'Protective factor',

@@ -36,13 +36,17 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
+  HEALTH_CONCERN_CATEGORY,
+  LEGACY_BARRIER_CODE,
+  LEGACY_STRENGTH_CODE,
+  LEGACY_WHAT_MATTERS_CATEGORY,
   MANAGED_IDENTIFIER_SYSTEMS,
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
   ROLE_LABEL,
-  STRENGTH_CODE,
   SYSTEM,
+  US_CORE_PREFERENCE_PROFILE,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
 } from './codes.js';
@@ -53,6 +57,7 @@ import {
   decisionExtension,
   GOAL_ACHIEVEMENT,
   GOAL_PRIORITY,
+  strengthCategories,
 } from './to-fhir.js';
 
 /** A CarePlan and a way to find the resources it references. */
@@ -276,13 +281,15 @@ function takeSubject(rest: Obj, key: string, patient: Reference) {
 }
 
 /** Strips what the server manages and the claims the mapping adds back itself. */
-function takeMeta(rest: Obj, ownProfile: string | undefined) {
+function takeMeta(rest: Obj, ownProfile: string | RegExp | undefined) {
   if (!isPlainObject(rest.meta)) return;
   const meta: Obj = { ...rest.meta };
   delete meta.versionId;
   delete meta.lastUpdated;
   if (Array.isArray(meta.profile)) {
-    const profiles = meta.profile.filter((p) => p !== ownProfile);
+    const own = (p: unknown) =>
+      ownProfile instanceof RegExp ? typeof p === 'string' && ownProfile.test(p) : p === ownProfile;
+    const profiles = meta.profile.filter((p) => !own(p));
     if (profiles.length) meta.profile = profiles;
     else delete meta.profile;
   }
@@ -671,7 +678,7 @@ function roleFromFhir(
 }
 
 /** Common part of the Observations and Conditions the plan maps: status, subject, meta, identifiers. */
-function supportingRest(resource: Resource, patient: Reference, profile?: string): Obj {
+function supportingRest(resource: Resource, patient: Reference, profile?: string | RegExp): Obj {
   const rest: Obj = cloneJson(resource) as unknown as Obj;
   takeMeta(rest, profile);
   takeIdentifiers(rest);
@@ -710,7 +717,9 @@ function whatMattersFromFhir(
   if (!jsonEqual(observation.code, WHAT_MATTERS_CODE) || !text(observation.valueString)) return undefined;
   if (observation.status !== 'final') return undefined;
   const rest = supportingRest(observation, patient);
-  if (!takeIfEqual(rest, 'category', [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }])) return undefined;
+  // The category as written now, or as earlier versions of this service wrote it (in the wrong PCO code system).
+  const categories = [WHAT_MATTERS_CATEGORY, LEGACY_WHAT_MATTERS_CATEGORY];
+  if (!categories.some((c) => takeIfEqual(rest, 'category', [{ coding: [{ ...c }] }]))) return undefined;
   const values: string[] = [];
   if (Array.isArray(rest.component)) {
     const others = (observation.component ?? []).filter((c) => {
@@ -737,11 +746,9 @@ function preferenceFromFhir(
     jsonEqual(observation.code, { coding: [PREFERENCE_CODE[k]] }),
   );
   if (!kind || !text(observation.valueString) || observation.status !== 'final') return undefined;
-  const rest = supportingRest(
-    observation,
-    patient,
-    kind === 'care-experience' ? PROFILE.careExperiencePreference : PROFILE.treatmentInterventionPreference,
-  );
+  // Recognised by its code; a claim of a US Core preference profile (any version) is not carried: the service
+  // claims none (the profiles exist only from US Core 7.0.0).
+  const rest = supportingRest(observation, patient, US_CORE_PREFERENCE_PROFILE);
   return { kind, ...statementFromFhir(observation, id, rest) };
 }
 
@@ -751,8 +758,11 @@ function barrierFromFhir(
   patient: Reference,
   goalLinks: (refs: unknown) => string[] | undefined,
 ): Barrier | undefined {
-  if (!jsonEqual(observation.code, { coding: [{ ...BARRIER_CODE }] }) || observation.status !== 'final')
-    return undefined;
+  // The code as written now, or with the display earlier versions of this service wrote.
+  const coded = [BARRIER_CODE, LEGACY_BARRIER_CODE].some((c) =>
+    jsonEqual(observation.code, { coding: [{ ...c }] }),
+  );
+  if (!coded || observation.status !== 'final') return undefined;
   const rest = supportingRest(observation, patient);
   let barrier: Barrier | undefined;
   if (text(observation.valueString)) {
@@ -787,17 +797,19 @@ function strengthFromFhir(
   goalLinks: (refs: unknown) => string[] | undefined,
 ): Strength | undefined {
   const statement = text(condition.code?.text);
-  if (!statement || !jsonEqual(condition.code, { coding: [{ ...STRENGTH_CODE }], text: statement }))
-    return undefined;
+  if (!statement) return undefined;
+  // As written now: category [health-concern, SDOHCC protective-factor], code = the words only. As earlier versions
+  // of this service wrote it: category [health-concern], protective-factor as the code (with the words as text).
+  const current =
+    jsonEqual(condition.code, { text: statement }) && jsonEqual(condition.category, strengthCategories());
+  const legacy =
+    jsonEqual(condition.code, { coding: [{ ...LEGACY_STRENGTH_CODE }], text: statement }) &&
+    jsonEqual(condition.category, [{ coding: [{ ...HEALTH_CONCERN_CATEGORY }] }]);
+  if (!current && !legacy) return undefined;
   const rest = supportingRest(condition, patient);
   const clinical = { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] };
-  const category = [
-    {
-      coding: [{ system: SYSTEM.usCoreConditionCategory, code: 'health-concern', display: 'Health Concern' }],
-    },
-  ];
-  if (!takeIfEqual(rest, 'clinicalStatus', clinical) || !takeIfEqual(rest, 'category', category))
-    return undefined;
+  if (!takeIfEqual(rest, 'clinicalStatus', clinical)) return undefined;
+  delete rest.category;
   const strength: Strength = { statement };
   if (id) strength.id = id;
   const goalExtensions = (condition.extension ?? []).filter((e) => e.url === EXTENSION.pertainsToGoal);

@@ -23,6 +23,11 @@ export interface ProvenanceOptions {
   recorded: string;
   /** For an idempotent create: a tag that makes the Provenance conditional, so a retried transaction adds no second one. */
   idempotencyTag?: string;
+  /**
+   * The uuid of the Provenance entry's `urn:uuid:` fullUrl: every entry of the transaction has a fullUrl, so the
+   * relative reference in Provenance.target resolves within the Bundle (R4 Bundle.entry.fullUrl).
+   */
+  uuid?: string;
 }
 
 /** Provenance.agent.who: never a literal reference, which a server enforcing referential integrity could refuse. */
@@ -82,6 +87,7 @@ export function withProvenance(bundle: Bundle, options: ProvenanceOptions): Bund
     ],
   };
   const entry: BundleEntry = {
+    ...(options.uuid ? { fullUrl: `urn:uuid:${options.uuid}` } : {}),
     resource: provenance,
     request: {
       method: 'POST',

@@ -35,12 +35,13 @@ import {
   BARRIER_LABEL,
   EXTENSION,
   GOAL_PRIORITY_DISPLAY,
+  HEALTH_CONCERN_CATEGORY,
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   PROFILE,
   ROLE_LABEL,
   ROLE_SNOMED,
-  STRENGTH_CODE,
+  STRENGTH_CATEGORY,
   SYSTEM,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
@@ -69,6 +70,14 @@ export interface ToFhirOptions {
   planKey?: string;
   /** The managed identifiers (plan membership, idempotency) of stored resources, by Type/id, kept on update. */
   storedIdentifiers?: ReadonlyMap<string, Identifier[]>;
+  /**
+   * The FHIR server's base URL (e.g. https://fhir.example.org/fhir): the fullUrl of every PUT entry is
+   * `<serverBase>/<Type>/<id>`. FHIR R4 (https://hl7.org/fhir/R4/bundle.html#bundle-unique, bdl-7 and "fullUrl":
+   * "the absolute URL for the resource ... for a resource on a RESTful server, the fullUrl is the URL at which the
+   * resource can be resolved") needs it, so that the relative references inside the entry (Goal/1) resolve within
+   * the Bundle. Without it, PUT entries have no fullUrl.
+   */
+  serverBase?: string;
 }
 
 export const ASSESS_PLAN_CATEGORY: FhirCodeableConcept = {
@@ -343,6 +352,12 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   for (const b of built) {
     if (!b.placement.contained) entries.push(entryFor(b.placement, b.resource, b.identifier));
   }
+  const base = options.serverBase?.replace(/\/+$/, '');
+  if (base) {
+    for (const entry of entries) {
+      if (entry.request?.method === 'PUT') entry.fullUrl = `${base}/${entry.request.url}`;
+    }
+  }
   for (const ref of options.deleteReferences ?? []) entries.push({ request: { method: 'DELETE', url: ref } });
   return { resourceType: 'Bundle', type: 'transaction', entry: entries };
 }
@@ -437,11 +452,8 @@ function buildPreference(preference: Preference, p: Placement, patient: FhirRefe
   const observation = statementObservation(preference, p, patient, {
     code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
   });
-  const profile =
-    preference.kind === 'care-experience'
-      ? PROFILE.careExperiencePreference
-      : PROFILE.treatmentInterventionPreference;
-  return profiled(observation, profile, preference.unmappedFhir);
+  // No profile claimed: the US Core preference profiles exist only from US Core 7.0.0 (see PROFILE).
+  return profiled(observation, undefined, preference.unmappedFhir);
 }
 
 function buildBarrier(
@@ -474,9 +486,15 @@ function buildBarrier(
       focus: goals,
       ...value,
     }) as Observation,
+    // No profile: PCO's Goal Barrier profile needs US Core Simple Observation elements a barrier here lacks.
     undefined,
     barrier.unmappedFhir,
   );
+}
+
+/** Condition.category of a strength: US Core health-concern and SDOHCC 3.0.0 protective-factor. */
+export function strengthCategories(): FhirCodeableConcept[] {
+  return [{ coding: [{ ...HEALTH_CONCERN_CATEGORY }] }, { coding: [{ ...STRENGTH_CATEGORY }] }];
 }
 
 function buildStrength(
@@ -491,14 +509,9 @@ function buildStrength(
       id: p.id,
       extension: goals.map((goal) => ({ url: EXTENSION.pertainsToGoal, valueReference: goal })),
       clinicalStatus: { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] },
-      category: [
-        {
-          coding: [
-            { system: SYSTEM.usCoreConditionCategory, code: 'health-concern', display: 'Health Concern' },
-          ],
-        },
-      ],
-      code: { coding: [{ ...STRENGTH_CODE }], text: strength.statement },
+      category: strengthCategories(),
+      // SDOHCC 3.0.0 protective-factor is a category: the code is the patient's words only.
+      code: { text: strength.statement },
       subject: patient,
     }) as Condition,
     undefined,

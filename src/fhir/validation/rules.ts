@@ -4,6 +4,7 @@
  * Sources:
  * - FHIR R4 (4.0.1): https://hl7.org/fhir/R4/ (resource pages, "Constraints" and "Terminology Bindings").
  * - US Core 6.1.0: https://hl7.org/fhir/us/core/STU6.1/ (profile pages, "Mandatory and Must Support").
+ * - US Core 7.0.0: https://hl7.org/fhir/us/core/STU7/ (the preference profiles only).
  *
  * Rule ids reported:
  * - 'fhir-r4-cardinality'  a 1..1 primitive the schema can not require (it may come as `_x` instead of `x`)
@@ -11,8 +12,9 @@
  * - 'fhir-r4-date'         a date/dateTime/instant that has the right shape but is not a calendar date
  * - 'cpl-3', 'gol-1', 'ext-1', 'dom-2'   R4 invariants (ids as in the specification)
  * - 'us-core-careplan', 'us-core-goal', 'us-core-careteam', 'us-core-care-experience-preference',
- *   'us-core-treatment-intervention-preference', 'us-core-provenance'   US Core 6.1.0 profile rules,
- *   outbound only, applied when meta.profile claims the profile (unversioned or |6.1.0)
+ *   'us-core-treatment-intervention-preference', 'us-core-provenance'   US Core profile rules, outbound only,
+ *   applied when meta.profile claims the profile unversioned or in the version the rule follows: 6.1.0, but
+ *   7.0.0 for the two preference profiles (https://hl7.org/fhir/us/core/STU7/), which 6.1.0 does not have
  *
  * Paths are JSON pointers relative to the resource. A missing element is reported at the pointer where it
  * would be (e.g. /extension/0/url); an invariant at the element that carries it (e.g. /activity/2).
@@ -497,12 +499,15 @@ const BASE_RULES: Record<string, (r: Json, report: ReportFn) => void> = {
 const US_CORE_SD = 'http://hl7.org/fhir/us/core/StructureDefinition/';
 export const US_CORE_VERSION = '6.1.0';
 
-/** True when meta.profile claims `us-core-<name>` unversioned or `|6.1.0` (other versions differ). */
-function claims(r: Json, name: string): boolean {
+/**
+ * True when meta.profile claims `us-core-<name>` unversioned or `|<version>` (other versions differ). The
+ * version is 6.1.0 except for the profiles that exist only from a later US Core version (the preferences: 7.0.0).
+ */
+function claims(r: Json, name: string, version: string = US_CORE_VERSION): boolean {
   const meta = r.meta;
   if (!isObject(meta) || !Array.isArray(meta.profile)) return false;
   const url = US_CORE_SD + name;
-  for (const p of meta.profile) if (p === url || p === `${url}|${US_CORE_VERSION}`) return true;
+  for (const p of meta.profile) if (p === url || p === `${url}|${version}`) return true;
   return false;
 }
 
@@ -580,9 +585,9 @@ function usCoreCareTeam(r: Json, report: ReportFn): void {
 }
 
 /**
- * US Core 6.1.0 preference Observations
- * (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-care-experience-preference.html,
- *  https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-treatment-intervention-preference.html):
+ * US Core 7.0.0 preference Observations (they do not exist in 6.1.0; the service claims neither)
+ * (https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-care-experience-preference.html,
+ *  https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-treatment-intervention-preference.html):
  * code = LOINC 95541-9 / 75773-2 (pattern), status 1..1 (base R4), subject 1..1, value[x] 1..1.
  */
 function usCorePreference(rule: string, loinc: string) {
@@ -624,6 +629,12 @@ function usCoreProvenance(r: Json, report: ReportFn): void {
   });
 }
 
+/** The US Core version of a profile rule, where it is not US_CORE_VERSION. */
+const PROFILE_VERSION: Record<string, string> = {
+  'us-core-care-experience-preference': '7.0.0',
+  'us-core-treatment-intervention-preference': '7.0.0',
+};
+
 const PROFILE_RULES: Record<string, Array<[profile: string, check: (r: Json, report: ReportFn) => void]>> = {
   CarePlan: [['us-core-careplan', usCoreCarePlan]],
   Goal: [['us-core-goal', usCoreGoal]],
@@ -662,6 +673,7 @@ export function checkResourceRules(
   if (mode === 'outbound') {
     const profiles = PROFILE_RULES[resourceType];
     if (profiles)
-      for (const [profile, check] of profiles) if (claims(resource, profile)) check(resource, report);
+      for (const [profile, check] of profiles)
+        if (claims(resource, profile, PROFILE_VERSION[profile])) check(resource, report);
   }
 }
