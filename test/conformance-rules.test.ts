@@ -299,7 +299,8 @@ t.test(
       'Goal/g-1 resolves to an entry',
     );
 
-    // Through the service: $to-fhir names the public base (FHIR_PUBLIC_BASE_URL), or else the FHIR server's base.
+    // Through the service: $to-fhir names the public base (FHIR_PUBLIC_BASE_URL, by default FHIR_BASE_URL); with the
+    // embedded server and none, no fullUrl: its loopback address is never shown to a caller (issue 12).
     const running = await startTestService({ FHIR_PUBLIC_BASE_URL: base });
     t.teardown(() => running.close());
     const mapped = await running.app.inject({
@@ -318,7 +319,13 @@ t.test(
       headers: { 'content-type': 'application/json' },
       payload: JSON.stringify(stored),
     });
-    checkPutFullUrls(t, unconfigured.json(), plain.fhirBaseUrl, '$to-fhir without it: the FHIR server base');
+    const putEntries = (unconfigured.json() as Bundle).entry?.filter((e) => e.request?.method === 'PUT') ?? [];
+    t.ok(putEntries.length > 0, '$to-fhir without a public base: PUT entries');
+    t.ok(
+      putEntries.every((e) => e.fullUrl === undefined),
+      '... without a fullUrl, never the FHIR server address',
+    );
+    t.notOk(unconfigured.body.includes(new URL(plain.fhirBaseUrl).host), 'the internal address is nowhere');
     // And writes with such entries are accepted by the FHIR server: create, then update (every part a PUT).
     const patient = await plain.newPatient('fullurl');
     const created = await plain.app.inject({

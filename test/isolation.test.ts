@@ -722,6 +722,8 @@ t.test("answers never show the FHIR server's internal address; fullUrls use its 
     await send({ method: 'GET', url: `/care-plans/${id}/history` }, tokenA),
     await send({ method: 'GET', url: `/care-plans?patient=${patientA}` }, tokenA),
     await send({ method: 'GET', url: '/care-plans/no-such-plan' }, tokenA),
+    // $to-fhir of the stored plan (with ids: PUT entries, whose fullUrl would name the server)
+    await send({ method: 'POST', url: '/care-plans/$to-fhir', body: created.json() }, tokenA),
   ];
   const internal = new URL(service.fhirBaseUrl).host;
   for (const answer of answers)

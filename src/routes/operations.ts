@@ -22,13 +22,12 @@ export default async function operationRoutes(app: FastifyInstance) {
       },
     },
     // Nothing is stored: the PUT entries' fullUrls name the plan's resources at the public base of the FHIR server
-    // (FHIR_PUBLIC_BASE_URL, else the FHIR server's own base).
+    // (FHIR_PUBLIC_BASE_URL, by default FHIR_BASE_URL). The embedded server's loopback address is never shown to a
+    // caller (issue 12), so with it and no public base the PUT entries have no fullUrl.
     async (request, reply) =>
-      reply.type('application/fhir+json').send(
-        app.carePlans.toFhir(request.body, {
-          serverBase: app.config.fhirPublicBaseUrl ?? app.fhir.baseUrl,
-        }),
-      ),
+      reply
+        .type('application/fhir+json')
+        .send(app.carePlans.toFhir(request.body, { serverBase: app.config.fhirPublicBaseUrl })),
   );
 
   app.post<{ Body: unknown; Querystring: { carePlan?: string } }>(
