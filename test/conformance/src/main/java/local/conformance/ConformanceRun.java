@@ -170,7 +170,10 @@ public final class ConformanceRun {
     } finally {
       pool.shutdown();
     }
-    errors.sort(java.util.Comparator.comparing(Finding::source).thenComparing(Finding::label).thenComparing(Finding::path));
+    errors.sort(
+        java.util.Comparator.comparing((Finding f) -> String.valueOf(f.source()))
+            .thenComparing(f -> String.valueOf(f.label()))
+            .thenComparing(f -> String.valueOf(f.path())));
     long tCorpus = System.nanoTime();
 
     // Negative controls: each must be rejected with the error it was written for.
