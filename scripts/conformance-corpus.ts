@@ -1,0 +1,503 @@
+// The corpus of `npm run test:conformance` (test/conformance/README.md): everything the service writes as FHIR,
+// produced by the real app (buildApp) over app.inject against the real embedded FHIR server, written to
+// test-output/conformance/ for the HL7 reference validator (test/conformance/, Java). Nothing here checks FHIR:
+// it only collects it.
+//
+//   node --import @isaacs/ts-node-temp-fork-for-pr-2009/import scripts/conformance-corpus.ts [outDir] [plans]
+//
+// Writes:
+//   corpus.ndjson      one line per item: { source, label, resource }; a resource that is a transaction Bundle
+//                      is validated whole and each of its entries alone (by the validator)
+//   definitions/*.json the project's own StructureDefinitions and CodeSystems as the app serves them
+//                      (GET /fhir/{type}/{id}); the validator loads them and validates them
+//   corpus-summary.json what was produced, per source
+// Sources:
+//   openapi-example     each request example of the OpenAPI document: plans through $to-fhir; the FHIR examples
+//                       of $from-fhir through $from-fhir then $to-fhir
+//   generated           generated plans (test/helpers/plans.ts, fixed seed) through $to-fhir, some with ids on
+//                       every part (PUT entries), long and unicode texts and carried unmappedFhir, plus coverage
+//                       plans that between them hold every role, barrier category, preference kind and activity form
+//   fixture-round-trip  every file of test/fixtures/fhir-r4-external through $from-fhir then $to-fhir
+//   write-transaction   the transaction Bundles the service sent to the FHIR server for POST, PUT, PATCH of a goal,
+//                       PATCH of an activity, DELETE (recorded by a loopback proxy between the app and the server)
+//   stored              after each of those writes, the CarePlan, every resource it references and its Provenance,
+//                       read from the embedded FHIR server directly
+//   api-fhir-view       GET /care-plans/{id} with Accept: application/fhir+json after each write
+//   definition          the project's own definitions (above)
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
+import { pino } from 'pino';
+import { buildApp } from '../src/app.js';
+import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
+import { loadConfig } from '../src/config.js';
+import { projectDefinitions } from '../src/fhir/definitions.js';
+import { startEmbeddedFhirServer } from '../src/fhir/embedded/server.js';
+import { BARRIER_LABEL, ROLE_LABEL } from '../src/fhir/mapping/codes.js';
+import { fromRoot } from '../src/paths.js';
+import { arbitraryPlan } from '../test/helpers/plans.js';
+
+const outDir = process.argv[2] ?? fromRoot('test-output', 'conformance');
+const planCount = Number(process.argv[3] ?? 200);
+const SEED = 20260413;
+const logger = pino({ level: 'silent' });
+
+interface Item {
+  source: string;
+  label: string;
+  resource: Resource;
+}
+const items: Item[] = [];
+const problems: string[] = [];
+const add = (source: string, label: string, resource: Resource) => items.push({ source, label, resource });
+
+/** A loopback proxy between the app and the embedded FHIR server that records every transaction Bundle sent. */
+async function recordingProxy(target: string, record: (bundle: Bundle) => void) {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      try {
+        if (req.method === 'POST' && body.length) {
+          const parsed = JSON.parse(body.toString('utf8')) as Bundle;
+          if (parsed.resourceType === 'Bundle' && parsed.type === 'transaction') record(parsed);
+        }
+      } catch {
+        // not JSON: not ours to record
+      }
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k)) headers[k] = v;
+      }
+      const upstream = await fetch(`${target}${(req.url ?? '/').replace(/^\/fhir/, '')}`, {
+        method: req.method,
+        headers,
+        body: ['GET', 'HEAD'].includes(req.method ?? 'GET') ? undefined : body,
+      });
+      const answer = Buffer.from(await upstream.arrayBuffer());
+      const out: Record<string, string> = {};
+      upstream.headers.forEach((v, k) => {
+        if (!['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k))
+          out[k] = v;
+      });
+      res.writeHead(upstream.status, out).end(answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/fhir`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const examples = (name: string) =>
+  JSON.parse(readFileSync(fromRoot('schemas', 'examples', name), 'utf8')) as Record<string, unknown>;
+
+/** Ids on every part, so that $to-fhir writes PUT entries (an update of a stored plan). */
+function withIds(plan: SharedCarePlan, n: number): SharedCarePlan {
+  const p = structuredClone(plan) as SharedCarePlan & Record<string, unknown>;
+  p.id = `plan-${n}`;
+  p.goals?.forEach((g, i) => {
+    g.id = `goal-${n}-${i}`;
+  });
+  if (p.careTeam) p.careTeam.id = `team-${n}`;
+  if (p.whatMatters) p.whatMatters.id = `wm-${n}`;
+  p.preferences?.forEach((x, i) => {
+    x.id = `pref-${n}-${i}`;
+  });
+  p.barriers?.forEach((x, i) => {
+    x.id = `barrier-${n}-${i}`;
+  });
+  p.strengths?.forEach((x, i) => {
+    x.id = `strength-${n}-${i}`;
+  });
+  p.activities?.forEach((x, i) => {
+    x.id = `activity-${n}-${i}`;
+  });
+  return p;
+}
+
+const LONG =
+  `${'Ich möchte wieder selbst einkaufen gehen — 走路去市场 — caminar al mercado 🙂 '.repeat(40)}`.trim();
+
+/** Carried FHIR the model has no field for (as $from-fhir would have put it in unmappedFhir). */
+function withCarried(plan: SharedCarePlan): SharedCarePlan {
+  const p = structuredClone(plan);
+  p.unmappedFhir = {
+    note: [{ text: 'Carried note on the plan' }],
+    identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5', value: 'ext-42' }],
+  };
+  p.goals?.forEach((g) => {
+    g.unmappedFhir = { note: [{ text: 'Carried goal note' }] };
+  });
+  return p;
+}
+
+/** Plans that between them hold every role, barrier category, preference kind and activity form. */
+function coveragePlans(): SharedCarePlan[] {
+  const patient = { reference: 'Patient/coverage', display: 'Zoë Ñúñez-Łukasz' };
+  const roles = Object.keys(ROLE_LABEL) as (keyof typeof ROLE_LABEL)[];
+  const barriers = Object.keys(BARRIER_LABEL) as (keyof typeof BARRIER_LABEL)[];
+  const base: SharedCarePlan = {
+    patient,
+    status: 'active',
+    intent: 'plan',
+    title: LONG.slice(0, 200),
+    description: LONG,
+    period: { start: '2026-01-31', end: '2026-12-31' },
+    created: '2026-01-31T09:30:00+01:00',
+    author: { reference: 'Practitioner/dr-okafor', display: 'Dr Okafor' },
+    contributors: [patient, { reference: 'RelatedPerson/ana-lopez', display: 'Ana' }],
+    whatMatters: {
+      statement: 'Being at home with my cat 🐈',
+      values: ['Independence', 'Family'],
+      recordedOn: '2026-01-31',
+      expressedBy: patient,
+    },
+    preferences: [
+      { kind: 'care-experience', statement: 'Speak Spanish with me', recordedOn: '2026-01-31T10:00:00Z' },
+      { kind: 'treatment-intervention', statement: 'No surgery', expressedBy: patient },
+    ],
+    goals: [
+      {
+        key: 'g0',
+        description: { text: 'Walk to the market' },
+        lifecycleStatus: 'active',
+        achievementStatus: 'in-progress',
+        priority: 'high-priority',
+        startDate: '2026-02-01',
+        expressedBy: patient,
+        targets: [
+          {
+            measure: { text: 'Distance' },
+            quantity: { value: 800, unit: 'm', system: 'http://unitsofmeasure.org', code: 'm' },
+            dueDate: '2026-06-30',
+          },
+        ],
+        agreements: [
+          { who: patient, status: 'agree' },
+          { who: { reference: 'Practitioner/dr-okafor' }, status: 'pending' },
+        ],
+      },
+    ],
+    careTeam: {
+      name: 'Everyone',
+      status: 'active',
+      members: roles.map((role, i) => ({
+        member: i === 0 ? patient : { reference: `Practitioner/p-${role}`, display: ROLE_LABEL[role] },
+        role,
+        roleText: `${ROLE_LABEL[role]} — ${role}`,
+      })),
+    },
+    barriers: [
+      ...barriers.map((category) => ({ statement: `Barrier: ${category}`, category, goals: ['g0'] })),
+      { statement: 'A barrier in words only' },
+    ],
+    strengths: [{ statement: 'Ana visits every day', goals: ['g0'] }, { statement: 'Loves music' }],
+    activities: [
+      {
+        description: 'Home exercises',
+        status: 'in-progress',
+        scheduled: { start: '2026-02-01', end: '2026-05-01' },
+        performers: [patient],
+        goals: ['g0'],
+        code: { text: 'Exercise' },
+      },
+      { status: 'scheduled', scheduledText: 'Every Saturday morning' },
+      { reference: { reference: 'ServiceRequest/physio-1', display: 'Physiotherapy referral' } },
+    ],
+    decisions: [
+      {
+        question: 'Clinic or home?',
+        options: [
+          { title: 'Clinic', pros: ['Equipment'], cons: ['No bus'] },
+          { title: 'Home', pros: ['No travel'] },
+        ],
+        chosenOption: 'Home',
+        rationale: 'Transport',
+        participants: [patient],
+        decidedOn: '2026-01-31T10:15:00-05:00',
+      },
+      { question: 'Undecided question', options: [{ title: 'A' }, { title: 'B' }] },
+    ],
+  } as SharedCarePlan;
+  return [base, withIds(base, 9000), withCarried(withIds(base, 9001))];
+}
+
+/** Every external fixture as the mapping tests feed it: a lone Goal, CareTeam or Observation inside a minimal plan. */
+function wrapStandalone(resource: Resource): Resource {
+  if (resource.resourceType === 'CarePlan' || resource.resourceType === 'Bundle') return resource;
+  const subject = (resource as { subject?: { reference?: string } }).subject ?? {
+    reference: 'Patient/example',
+  };
+  const link = { reference: `${resource.resourceType}/${resource.id}` };
+  const carePlan: CarePlan = {
+    resourceType: 'CarePlan',
+    id: 'wrapper',
+    status: 'active',
+    intent: 'plan',
+    subject: { reference: subject.reference },
+    ...(resource.resourceType === 'Goal' ? { goal: [link] } : {}),
+    ...(resource.resourceType === 'CareTeam' ? { careTeam: [link] } : {}),
+    ...(resource.resourceType === 'Observation' ? { supportingInfo: [link] } : {}),
+  };
+  return {
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [
+      { fullUrl: 'http://example.org/fhir/CarePlan/wrapper', resource: carePlan },
+      { fullUrl: `http://example.org/fhir/${resource.resourceType}/${resource.id}`, resource },
+    ],
+  } as Bundle;
+}
+
+async function main() {
+  const started = Date.now();
+  const embedded = await startEmbeddedFhirServer({ logger });
+  let current = 'none';
+  const proxy = await recordingProxy(embedded.baseUrl, (bundle) => {
+    if (current !== 'none') add('write-transaction', current, bundle);
+  });
+  const config = { ...loadConfig({ LOG_LEVEL: 'silent', AUTH_MODE: 'none' }), fhirBaseUrl: proxy.baseUrl };
+  const app = await buildApp(config, { logger });
+  await app.ready();
+  const json = { 'content-type': 'application/json' };
+
+  const toFhir = async (source: string, label: string, plan: unknown) => {
+    const reply = await app.inject({
+      method: 'POST',
+      url: '/care-plans/$to-fhir',
+      headers: json,
+      payload: plan as object,
+    });
+    if (reply.statusCode !== 200) {
+      problems.push(`${source} ${label}: $to-fhir answered ${reply.statusCode}: ${reply.body.slice(0, 300)}`);
+      return;
+    }
+    add(source, label, reply.json());
+  };
+  const fromFhir = async (body: unknown, query = '') =>
+    app.inject({
+      method: 'POST',
+      url: `/care-plans/$from-fhir${query}`,
+      headers: { 'content-type': 'application/fhir+json' },
+      payload: JSON.stringify(body),
+    });
+  const roundTrip = async (source: string, label: string, input: unknown) => {
+    const first = await fromFhir(input);
+    const answers: { label: string; body: unknown }[] = [];
+    if (first.statusCode === 200) answers.push({ label, body: first.json() });
+    else if (first.statusCode === 422 && Array.isArray(first.json().choices)) {
+      // A Bundle with several CarePlans: each one in turn.
+      for (const choice of first.json().choices as { id?: string; fullUrl?: string }[]) {
+        const key = choice.id ?? choice.fullUrl ?? '';
+        const chosen = await fromFhir(input, `?carePlan=${encodeURIComponent(key)}`);
+        if (chosen.statusCode === 200)
+          answers.push({ label: `${label}?carePlan=${key}`, body: chosen.json() });
+        else problems.push(`${source} ${label} ${key}: $from-fhir answered ${chosen.statusCode}`);
+      }
+    } else
+      problems.push(
+        `${source} ${label}: $from-fhir answered ${first.statusCode}: ${first.body.slice(0, 300)}`,
+      );
+    for (const answer of answers) await toFhir(source, answer.label, answer.body);
+  };
+
+  // 1. Every request example of the OpenAPI document.
+  const openapi = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+    paths: Record<
+      string,
+      Record<
+        string,
+        { requestBody?: { content?: Record<string, { examples?: Record<string, { value: unknown }> }> } }
+      >
+    >;
+  };
+  let exampleCount = 0;
+  for (const [path, operations] of Object.entries(openapi.paths)) {
+    for (const [method, operation] of Object.entries(operations)) {
+      for (const media of Object.values(operation.requestBody?.content ?? {})) {
+        for (const [name, example] of Object.entries(media.examples ?? {})) {
+          exampleCount++;
+          const label = `${method.toUpperCase()} ${path} ${name}`;
+          if (path === '/care-plans/$from-fhir') await roundTrip('openapi-example', label, example.value);
+          else await toFhir('openapi-example', label, example.value);
+        }
+      }
+    }
+  }
+  if (exampleCount === 0) problems.push('the OpenAPI document has no request examples');
+
+  // 2. Generated plans (fixed seed), some with ids, long texts and carried FHIR; then the coverage plans.
+  const generated = fc.sample(arbitraryPlan(), { numRuns: planCount, seed: SEED });
+  for (const [i, plan] of generated.entries()) {
+    let p = plan;
+    if (i % 3 === 1) p = withIds(p, i);
+    if (i % 5 === 2) p = { ...p, description: LONG };
+    if (i % 7 === 3) p = withCarried(p);
+    await toFhir('generated', `plan ${i}${i % 3 === 1 ? ' (with ids)' : ''}`, p);
+  }
+  for (const [i, plan] of coveragePlans().entries()) await toFhir('generated', `coverage plan ${i}`, plan);
+
+  // 3. Every external fixture, round-tripped.
+  const fixtures = fromRoot('test', 'fixtures', 'fhir-r4-external');
+  for (const folder of readdirSync(fixtures).sort()) {
+    if (folder.endsWith('.md')) continue;
+    for (const file of readdirSync(join(fixtures, folder)).sort()) {
+      const resource = JSON.parse(readFileSync(join(fixtures, folder, file), 'utf8')) as Resource;
+      await roundTrip('fixture-round-trip', `${folder}/${file}`, wrapStandalone(resource));
+    }
+  }
+
+  // 4. Stored plans after each kind of write, read back from the FHIR server; and the write transactions.
+  const readStored = async (id: string, step: string) => {
+    const get = async (path: string) => {
+      const response = await fetch(`${embedded.baseUrl}/${path}`, {
+        headers: { accept: 'application/fhir+json' },
+      });
+      return { status: response.status, body: (await response.json()) as Resource };
+    };
+    const carePlan = await get(`CarePlan/${id}`);
+    if (carePlan.status !== 200) {
+      problems.push(`stored ${step}: CarePlan/${id} answered ${carePlan.status}`);
+      return;
+    }
+    add('stored', `${step}: CarePlan/${id}`, carePlan.body);
+    const cp = carePlan.body as CarePlan;
+    const refs = [
+      ...(cp.goal ?? []),
+      ...(cp.careTeam ?? []),
+      ...(cp.supportingInfo ?? []),
+      ...(cp.addresses ?? []),
+    ]
+      .map((r) => r.reference)
+      .filter((r): r is string => !!r && /^[A-Za-z]+\/[^/]+$/.test(r));
+    for (const ref of refs) {
+      const part = await get(ref);
+      if (part.status === 200) add('stored', `${step}: ${ref}`, part.body);
+      else problems.push(`stored ${step}: ${ref} answered ${part.status}`);
+    }
+    const provenance = (await get(`Provenance?target=CarePlan/${id}&_count=1000`)).body as Bundle;
+    for (const entry of provenance.entry ?? []) {
+      if (entry.resource) add('stored', `${step}: Provenance/${entry.resource.id}`, entry.resource);
+    }
+    if (!provenance.entry?.length) problems.push(`stored ${step}: no Provenance for CarePlan/${id}`);
+    const view = await app.inject({
+      method: 'GET',
+      url: `/care-plans/${id}`,
+      headers: { accept: 'application/fhir+json' },
+    });
+    if (view.statusCode === 200) add('api-fhir-view', `${step}: GET /care-plans/${id}`, view.json());
+    else problems.push(`api-fhir-view ${step}: ${view.statusCode}`);
+  };
+  const write = async (
+    step: string,
+    method: 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    url: string,
+    etag?: string,
+    payload?: unknown,
+  ) => {
+    current = step;
+    const reply = await app.inject({
+      method,
+      url,
+      headers: { ...(payload === undefined ? {} : json), ...(etag ? { 'if-match': etag } : {}) },
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
+    current = 'none';
+    if (reply.statusCode >= 300) {
+      problems.push(`${step}: ${method} ${url} answered ${reply.statusCode}: ${reply.body.slice(0, 300)}`);
+      return undefined;
+    }
+    return { plan: reply.json() as SharedCarePlan & { id: string }, etag: reply.headers.etag as string };
+  };
+  const storedFlows: [string, SharedCarePlan][] = [
+    ['example', examples('patient-led-plan.json') as unknown as SharedCarePlan],
+    ['coverage', coveragePlans()[0]],
+  ];
+  for (const [name, plan] of storedFlows) {
+    const created = await write(`${name} create`, 'POST', '/care-plans', undefined, plan);
+    if (!created) continue;
+    const id = created.plan.id;
+    await readStored(id, `${name} create`);
+    const replaced = await write(`${name} PUT`, 'PUT', `/care-plans/${id}`, created.etag, {
+      ...created.plan,
+      title: `${created.plan.title ?? 'Plan'} (revised)`,
+      strengths: [...(created.plan.strengths ?? []), { statement: 'A new strength' }],
+    });
+    if (!replaced) continue;
+    await readStored(id, `${name} PUT`);
+    const goal = replaced.plan.goals?.[0];
+    const goalPatched = goal
+      ? await write(`${name} PATCH goal`, 'PATCH', `/care-plans/${id}/goals/${goal.id}`, replaced.etag, {
+          achievementStatus: 'improving',
+          lifecycleStatus: 'active',
+        })
+      : replaced;
+    if (!goalPatched) continue;
+    if (goal) await readStored(id, `${name} PATCH goal`);
+    const activity = goalPatched.plan.activities?.find((a) => a.status);
+    const activityPatched = activity
+      ? await write(
+          `${name} PATCH activity`,
+          'PATCH',
+          `/care-plans/${id}/activities/${activity.id}`,
+          goalPatched.etag,
+          {
+            status: 'completed',
+          },
+        )
+      : goalPatched;
+    if (!activityPatched) continue;
+    if (activity) await readStored(id, `${name} PATCH activity`);
+    const ended = await write(
+      `${name} DELETE`,
+      'DELETE',
+      `/care-plans/${id}?status=revoked`,
+      activityPatched.etag,
+    );
+    if (ended) await readStored(id, `${name} DELETE`);
+  }
+
+  // 5. The project's own definitions, as the app serves them.
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(join(outDir, 'definitions'), { recursive: true });
+  for (const key of projectDefinitions.keys()) {
+    const reply = await app.inject({ method: 'GET', url: `/fhir/${key}` });
+    if (reply.statusCode !== 200) {
+      problems.push(`definition ${key}: ${reply.statusCode}`);
+      continue;
+    }
+    writeFileSync(join(outDir, 'definitions', `${key.replace('/', '-')}.json`), reply.body);
+    add('definition', `GET /fhir/${key}`, reply.json());
+  }
+
+  await app.close();
+  await proxy.close();
+  await embedded.close();
+
+  writeFileSync(join(outDir, 'corpus.ndjson'), `${items.map((i) => JSON.stringify(i)).join('\n')}\n`);
+  const perSource: Record<string, number> = {};
+  for (const item of items) perSource[item.source] = (perSource[item.source] ?? 0) + 1;
+  writeFileSync(
+    join(outDir, 'corpus-summary.json'),
+    `${JSON.stringify({ seed: SEED, generatedPlans: planCount, items: perSource, problems }, null, 2)}\n`,
+  );
+  console.log(
+    `corpus: ${items.length} items in ${((Date.now() - started) / 1000).toFixed(1)} s -> ${outDir}/corpus.ndjson`,
+  );
+  for (const [source, n] of Object.entries(perSource)) console.log(`  ${source}: ${n}`);
+  for (const problem of problems) console.log(`  PROBLEM ${problem}`);
+  // A corpus the service could not produce in full is a failure of the run, not a smaller corpus.
+  if (problems.length) process.exitCode = 1;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
