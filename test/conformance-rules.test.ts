@@ -319,7 +319,8 @@ t.test(
       headers: { 'content-type': 'application/json' },
       payload: JSON.stringify(stored),
     });
-    const putEntries = (unconfigured.json() as Bundle).entry?.filter((e) => e.request?.method === 'PUT') ?? [];
+    const putEntries =
+      (unconfigured.json() as Bundle).entry?.filter((e) => e.request?.method === 'PUT') ?? [];
     t.ok(putEntries.length > 0, '$to-fhir without a public base: PUT entries');
     t.ok(
       putEntries.every((e) => e.fullUrl === undefined),
