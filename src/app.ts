@@ -79,7 +79,7 @@ function clientErrorHandler(this: FastifyInstance, error: Error & { code?: strin
 }
 
 // The body checks live in plugins/json-body.ts; re-exported for the tests that use them from here.
-export { MAX_JSON_DEPTH, nestsDeeperThan } from './plugins/json-body.js';
+export { MAX_JSON_DEPTH } from './plugins/json-body.js';
 
 function bodyValidator(allErrors: boolean): Ajv {
   // Bodies: no coercion, unknown properties rejected (never stripped), every error reported (up to a limit).

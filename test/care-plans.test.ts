@@ -285,15 +285,20 @@ t.test('the body limit answers 413', async (t) => {
 });
 
 t.test('a body nesting deeper than 100 levels is refused before anything walks it', async (t) => {
-  const { MAX_JSON_DEPTH, nestsDeeperThan } = await import('../src/app.js');
+  const { MAX_JSON_DEPTH } = await import('../src/app.js');
+  const { scanJson } = await import('../src/plugins/json-body.js');
   const nest = (levels: number): unknown => {
     let value: unknown = 'x';
     for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { a: value };
     return value;
   };
-  t.equal(nestsDeeperThan(nest(MAX_JSON_DEPTH), MAX_JSON_DEPTH), false, 'exactly the limit passes');
-  t.equal(nestsDeeperThan(nest(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH), true, 'one level more does not');
-  t.equal(nestsDeeperThan({ a: [1, { b: null }], c: {} }, 3), false);
+  // The depth is checked on the text before parsing (src/plugins/json-body.ts).
+  const loose = { maxValues: 1e6, maxArrayItems: 1e6, maxStringLength: 1e6 };
+  const deeperThan = (value: unknown, maxDepth: number) =>
+    scanJson(JSON.stringify(value), { ...loose, maxDepth }).violation?.kind === 'depth';
+  t.equal(deeperThan(nest(MAX_JSON_DEPTH), MAX_JSON_DEPTH), false, 'exactly the limit passes');
+  t.equal(deeperThan(nest(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH), true, 'one level more does not');
+  t.equal(deeperThan({ a: [1, { b: null }], c: {} }, 3), false);
   const plan = examplePlan() as Record<string, unknown>;
   const deep = await service.app.inject({
     method: 'POST',

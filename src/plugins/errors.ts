@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiProblem, type ProblemError } from '../errors.js';
+import { escapePointer } from '../fhir/validation/rules.js';
 import conformance, { allowedMethods, methodNotAllowed } from './conformance.js';
 
 interface AjvError {
@@ -30,7 +31,7 @@ function validationErrors(errors: AjvError[], part: string | undefined): Problem
     let pointer = error.instancePath;
     let detail = error.message ?? 'is invalid';
     if (error.keyword === 'additionalProperties') {
-      pointer = `${pointer}/${String(error.params.additionalProperty).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      pointer = `${pointer}/${escapePointer(String(error.params.additionalProperty))}`;
       detail = 'is not a property this schema knows (unknown properties are rejected, never dropped)';
     } else if (error.keyword === 'required') {
       pointer = `${pointer}/${String(error.params.missingProperty)}`;

@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiProblem } from '../errors.js';
+import { escapePointer } from '../fhir/validation/rules.js';
 
 /** Bodies nesting deeper than this are refused (400) before anything walks them recursively. */
 export const MAX_JSON_DEPTH = 100;
@@ -16,25 +17,6 @@ export interface JsonBodyLimits {
   maxStringLength: number;
   /** Deepest nesting of objects and arrays. */
   maxDepth: number;
-}
-
-/** True when a parsed JSON value nests deeper than `max` (iterative: a hostile body cannot exhaust the stack). */
-export function nestsDeeperThan(value: unknown, max: number): boolean {
-  const items: object[] = [value as object];
-  const depths: number[] = [1];
-  while (items.length) {
-    const item = items.pop() as Record<string, unknown>;
-    const depth = depths.pop() as number;
-    if (depth > max) return true;
-    for (const key in item) {
-      const child = item[key];
-      if (child && typeof child === 'object') {
-        items.push(child);
-        depths.push(depth + 1);
-      }
-    }
-  }
-  return false;
 }
 
 type Violation = { kind: 'depth' | 'values' } | { kind: 'items' | 'string'; pointer: string };
@@ -77,7 +59,7 @@ export function scanJson(
     let at = '';
     for (let level = 0; level < upTo; level++) {
       if (isArray[level]) at += `/${commas[level]}`;
-      else at += `/${escapeToken(keyText(text, keyStart[level], keyEnd[level]))}`;
+      else at += `/${escapePointer(keyText(text, keyStart[level], keyEnd[level]))}`;
     }
     return at;
   };
@@ -156,8 +138,6 @@ function keyText(text: string, start: number, end: number): string {
   }
 }
 
-const escapeToken = (token: string): string => token.replace(/~/g, '~0').replace(/\//g, '~1');
-
 /** The JSON pointer of the first number that is not finite. Only called once a body is refused. */
 function nonFinitePointer(value: unknown): string {
   const stack: Array<[unknown, string]> = [[value, '']];
@@ -165,7 +145,8 @@ function nonFinitePointer(value: unknown): string {
     const [item, at] = stack.pop() as [unknown, string];
     if (typeof item === 'number' && !Number.isFinite(item)) return at;
     if (!item || typeof item !== 'object') continue;
-    for (const key in item) stack.push([(item as Record<string, unknown>)[key], `${at}/${escapeToken(key)}`]);
+    for (const key in item)
+      stack.push([(item as Record<string, unknown>)[key], `${at}/${escapePointer(key)}`]);
   }
   return '';
 }
