@@ -2,7 +2,13 @@
 // forwarding), delays, and answers 429/503 at random. Many clients create plans through two service instances
 // with retries and Idempotency-Keys. Afterwards every acknowledged plan exists exactly once, with exactly its
 // own parts, and nothing exists that was not asked for.
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Bundle } from 'fhir/r4.js';
@@ -21,6 +27,41 @@ function seeded(seed: number) {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Sends a request on to the FHIR server and its answer back, unless `loseAnswer()` says the answer is lost on the
+ * way back (the server did the work; the client's connection is cut).
+ */
+function forward(
+  target: URL,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer,
+  loseAnswer: () => boolean,
+): void {
+  const upstream = httpRequest(
+    {
+      host: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, host: target.host },
+    },
+    (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on('data', (chunk) => chunks.push(chunk));
+      answer.on('end', () => {
+        if (loseAnswer()) {
+          req.socket.destroy();
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(chunks));
+      });
+    },
+  );
+  upstream.on('error', () => req.socket.destroy());
+  upstream.end(body);
 }
 
 interface FaultCounts {
@@ -69,30 +110,11 @@ function startFaultyProxy(
     req.on('end', () => {
       setTimeout(() => {
         counts.forwarded++;
-        const upstream = httpRequest(
-          {
-            host: target.hostname,
-            port: target.port,
-            method: req.method,
-            path: req.url,
-            headers: { ...req.headers, host: target.host },
-          },
-          (answer) => {
-            const body: Buffer[] = [];
-            answer.on('data', (chunk) => body.push(chunk));
-            answer.on('end', () => {
-              if (dropAfter) {
-                // The FHIR server did the work, but the answer is lost on the way back.
-                counts.droppedAfter++;
-                req.socket.destroy();
-                return;
-              }
-              res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
-            });
-          },
-        );
-        upstream.on('error', () => req.socket.destroy());
-        upstream.end(Buffer.concat(chunks));
+        forward(target, req, res, Buffer.concat(chunks), () => {
+          // The FHIR server did the work, but the answer is lost on the way back.
+          if (dropAfter) counts.droppedAfter++;
+          return dropAfter;
+        });
       }, delay);
     });
   });
@@ -214,32 +236,13 @@ function startAnswerLosingProxy(
     const chunks: Buffer[] = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', () => {
-      const upstream = httpRequest(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: target.host },
-        },
-        (answer) => {
-          const body: Buffer[] = [];
-          answer.on('data', (chunk) => body.push(chunk));
-          answer.on('end', () => {
-            // A transaction, not a batch (the service reads parts with a batch).
-            const isTransaction =
-              req.method === 'POST' && /"type":\s*"transaction"/.test(Buffer.concat(chunks).toString());
-            if (isTransaction) {
-              lost++;
-              req.socket.destroy();
-              return;
-            }
-            res.writeHead(answer.statusCode ?? 502, answer.headers).end(Buffer.concat(body));
-          });
-        },
-      );
-      upstream.on('error', () => req.socket.destroy());
-      upstream.end(Buffer.concat(chunks));
+      const body = Buffer.concat(chunks);
+      forward(target, req, res, body, () => {
+        // A transaction, not a batch (the service reads parts with a batch).
+        const isTransaction = req.method === 'POST' && /"type":\s*"transaction"/.test(body.toString());
+        if (isTransaction) lost++;
+        return isTransaction;
+      });
     });
   });
   return new Promise((resolve) =>
