@@ -527,6 +527,14 @@ t.test("B's plan through every endpoint of A: absent", async (t) => {
     { method: 'PUT', url: `/care-plans/${id}`, body: planFor(patientA), headers: ifMatch },
     { method: 'DELETE', url: `/care-plans/${id}`, headers: ifMatch },
     { method: 'POST', url: `/care-plans/${id}/goals`, body: goal, headers: ifMatch },
+    // An Idempotency-Key never replays (or reveals) another caller's edit: the plan is read for A first.
+    {
+      method: 'POST',
+      url: `/care-plans/${id}/goals`,
+      body: goal,
+      headers: { ...ifMatch, 'idempotency-key': 'any-key' },
+    },
+    { method: 'DELETE', url: `/care-plans/${id}`, headers: { ...ifMatch, 'idempotency-key': 'any-key' } },
     {
       method: 'PATCH',
       url: `/care-plans/${id}/goals/${victim.goalId}`,
