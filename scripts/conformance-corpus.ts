@@ -263,7 +263,13 @@ async function main() {
   const proxy = await recordingProxy(embedded.baseUrl, (bundle) => {
     if (current !== 'none') add('write-transaction', current, bundle);
   });
-  const config = { ...loadConfig({ LOG_LEVEL: 'silent', AUTH_MODE: 'none' }), fhirBaseUrl: proxy.baseUrl };
+  // As deployed against a FHIR server: its public base is known (FHIR_PUBLIC_BASE_URL, by default FHIR_BASE_URL), so
+  // fullUrls are absolute URLs that resolve. With the embedded server and none, the service shows no fullUrl at all
+  // (its loopback address is never shown to a caller): that default is not what this corpus validates.
+  const config = {
+    ...loadConfig({ LOG_LEVEL: 'silent', AUTH_MODE: 'none', FHIR_PUBLIC_BASE_URL: proxy.baseUrl }),
+    fhirBaseUrl: proxy.baseUrl,
+  };
   const app = await buildApp(config, { logger });
   await app.ready();
   const json = { 'content-type': 'application/json' };
