@@ -520,7 +520,7 @@ t.test("B's plan through every endpoint of A: absent", async (t) => {
   const id = victim.carePlanId;
   const ifMatch = { 'if-match': victim.etag };
   const goal = { description: { text: 'x' }, lifecycleStatus: 'proposed' };
-  const calls = [
+  const calls: { method: string; url: string; body?: unknown; headers?: Record<string, string> }[] = [
     { method: 'GET', url: `/care-plans/${id}` },
     { method: 'GET', url: `/care-plans/${id}`, headers: { accept: 'application/fhir+json' } },
     { method: 'GET', url: `/care-plans/${id}/history` },
