@@ -19,7 +19,7 @@ import { generatePool, SIZES } from './plans.mjs';
 const dist = pathToFileURL(
   resolve(process.env.BENCH_DIST || new URL('../dist', import.meta.url).pathname),
 ).href;
-const { CarePlanService } = await import(`${dist}/src/care-plan/care-plan-service.js`);
+const { CarePlanService } = await import(`${dist}/src/care-plans/care-plan-service.js`);
 const { planToTransaction } = await import(`${dist}/src/fhir/mapping/to-fhir.js`);
 const { validateFhirBundle, warmUpValidators } = await import(`${dist}/src/fhir/validation/index.js`);
 

@@ -208,7 +208,7 @@ async function waitFor200(url, child, timeoutMs, intervalMs = 5) {
 
 async function startFhirServer(name) {
   const port = await freePort();
-  const child = spawnNode(`${name}-fhir`, [join(DIST, 'src/fhir/embedded/main.js')], {
+  const child = spawnNode(`${name}-fhir`, [join(DIST, 'src/embedded-fhir/main.js')], {
     EMBEDDED_FHIR_PORT: String(port),
     EMBEDDED_FHIR_HOST: HOST,
     LOG_LEVEL: 'warn',
@@ -723,7 +723,7 @@ async function main() {
       idempotencyKey: 'not sent (plain creates)',
       nodeArgs: SERVICE_NODE_ARGS.join(' ') || '(none)',
     },
-    fhirServer: `embedded FHIR server (Medplum fhir-router, in-memory, validating, transactional) as its own process: node ${relative(ROOT, DIST)}/src/fhir/embedded/main.js; a fresh one per phase`,
+    fhirServer: `embedded FHIR server (Medplum fhir-router, in-memory, validating, transactional) as its own process: node ${relative(ROOT, DIST)}/src/embedded-fhir/main.js; a fresh one per phase`,
     cpuProfiles: CPU_PROF,
   };
   await startJwks();

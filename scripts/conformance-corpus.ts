@@ -31,12 +31,12 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
 import { pino } from 'pino';
-import { buildApp } from '../src/app.js';
-import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
+import { projectDefinitions } from '../src/care-plans/definitions.js';
 import { loadConfig } from '../src/config.js';
-import { projectDefinitions } from '../src/fhir/definitions.js';
-import { startEmbeddedFhirServer } from '../src/fhir/embedded/server.js';
+import { startEmbeddedFhirServer } from '../src/embedded-fhir/server.js';
 import { BARRIER_LABEL, ROLE_LABEL } from '../src/fhir/mapping/codes.js';
+import { buildApp } from '../src/http/app.js';
+import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { fromRoot } from '../src/paths.js';
 import { arbitraryPlan } from '../test/helpers/plans.js';
 

@@ -13,10 +13,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(root, 'openapi', 'openapi.json');
 const check = process.argv.includes('--check');
 
-const appModule = join(root, 'dist', 'src', 'app.js');
+const appModule = join(root, 'dist', 'src', 'http', 'app.js');
 if (!existsSync(appModule)) {
   process.stderr.write(
-    'write-openapi: dist/src/app.js is missing: run `npm run build` first (or `npm run openapi`).\n',
+    'write-openapi: dist/src/http/app.js is missing: run `npm run build` first (or `npm run openapi`).\n',
   );
   process.exit(2);
 }

@@ -3,9 +3,9 @@
 import { setFlagsFromString } from 'node:v8';
 import closeWithGrace from 'close-with-grace';
 import { type LoggerOptions, pino } from 'pino';
-import { buildApp, loggerOptions } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { startEmbeddedFhirServer } from './fhir/embedded/server.js';
+import { startEmbeddedFhirServer } from './embedded-fhir/server.js';
+import { buildApp, loggerOptions } from './http/app.js';
 import { embeddedFhirLogger } from './logging.js';
 
 async function main() {

@@ -5,7 +5,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
-import { scanJson } from '../src/plugins/json-body.js';
+import { scanJson } from '../src/http/plugins/json-body.js';
 import { examplePlan, startTestService, type TestService } from './helpers/service.js';
 import { type WorstCase, worstCases } from './helpers/worst-bodies.js';
 

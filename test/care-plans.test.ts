@@ -285,14 +285,14 @@ t.test('the body limit answers 413', async (t) => {
 });
 
 t.test('a body nesting deeper than 100 levels is refused before anything walks it', async (t) => {
-  const { MAX_JSON_DEPTH } = await import('../src/app.js');
-  const { scanJson } = await import('../src/plugins/json-body.js');
+  const { MAX_JSON_DEPTH } = await import('../src/http/app.js');
+  const { scanJson } = await import('../src/http/plugins/json-body.js');
   const nest = (levels: number): unknown => {
     let value: unknown = 'x';
     for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { a: value };
     return value;
   };
-  // The depth is checked on the text before parsing (src/plugins/json-body.ts).
+  // The depth is checked on the text before parsing (src/http/plugins/json-body.ts).
   const loose = { maxValues: 1e6, maxArrayItems: 1e6, maxStringLength: 1e6 };
   const deeperThan = (value: unknown, maxDepth: number) =>
     scanJson(JSON.stringify(value), { ...loose, maxDepth }).violation?.kind === 'depth';
@@ -313,7 +313,7 @@ t.test('a body nesting deeper than 100 levels is refused before anything walks i
 t.test('health: live always, ready when the FHIR server answers', async (t) => {
   t.equal((await service.app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200);
   t.equal((await service.app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200);
-  const { buildApp } = await import('../src/app.js');
+  const { buildApp } = await import('../src/http/app.js');
   const { loadConfig } = await import('../src/config.js');
   const { quietLogger } = await import('./helpers/service.js');
   const orphan = await buildApp(

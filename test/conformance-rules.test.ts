@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { validateResource } from '@medplum/core';
 import type { Bundle, CarePlan, Condition, Observation, Resource, StructureDefinition } from 'fhir/r4.js';
 import t, { type Test } from 'tap';
-import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
-import { CarePlanService } from '../src/care-plan/care-plan-service.js';
-import { loadFhirDefinitions } from '../src/fhir/embedded/definitions.js';
-import type { FhirGateway } from '../src/fhir/gateway.js';
+import { CarePlanService } from '../src/care-plans/care-plan-service.js';
+import { loadFhirDefinitions } from '../src/embedded-fhir/definitions.js';
+import type { FhirGateway } from '../src/fhir/client/gateway.js';
 import { withProvenance } from '../src/fhir/mapping/provenance.js';
+import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { startTestService } from './helpers/service.js';
 
 loadFhirDefinitions();

@@ -8,12 +8,12 @@ import { connect } from 'node:net';
 import type { Bundle, CarePlan } from 'fhir/r4.js';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import t from 'tap';
-import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
-import { startEmbeddedFhirServer } from '../src/fhir/embedded/server.js';
+import { startEmbeddedFhirServer } from '../src/embedded-fhir/server.js';
+import { MAX_KEYS_WITHOUT_KID } from '../src/http/plugins/auth.js';
+import { negotiate } from '../src/http/plugins/conformance.js';
 import { fhirRoute, requestIdFrom, standaloneFhirLogger } from '../src/logging.js';
+import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { fromRoot } from '../src/paths.js';
-import { MAX_KEYS_WITHOUT_KID } from '../src/plugins/auth.js';
-import { negotiate } from '../src/plugins/conformance.js';
 import {
   AUDIENCE,
   ISSUER,

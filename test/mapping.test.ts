@@ -7,13 +7,13 @@ import { validateResource } from '@medplum/core';
 import fc from 'fast-check';
 import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
 import t, { type Test } from 'tap';
-import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
-import { CarePlanService } from '../src/care-plan/care-plan-service.js';
-import { loadFhirDefinitions } from '../src/fhir/embedded/definitions.js';
-import type { FhirGateway } from '../src/fhir/gateway.js';
+import { CarePlanService } from '../src/care-plans/care-plan-service.js';
+import { loadFhirDefinitions } from '../src/embedded-fhir/definitions.js';
+import type { FhirGateway } from '../src/fhir/client/gateway.js';
 import { cloneJson } from '../src/fhir/mapping/carry.js';
 import { planSourceFromFhir, resolveBundleReferences } from '../src/fhir/mapping/from-fhir.js';
 import { validateFhirBundle } from '../src/fhir/validation/index.js';
+import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { arbitraryPlan } from './helpers/plans.js';
 import { examplePlan } from './helpers/service.js';
 
@@ -353,7 +353,7 @@ t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
 t.test(
   "the project's own definitions are valid FHIR, served, and describe what the mapping emits",
   async (t) => {
-    const { projectDefinitions } = await import('../src/fhir/definitions.js');
+    const { projectDefinitions } = await import('../src/care-plans/definitions.js');
     const { validateFhirResource } = await import('../src/fhir/validation/index.js');
     for (const [key, definition] of projectDefinitions) {
       // The official R4 JSON schema (4.0.1) lists FHIR versions only up to 4.0.0 in its enum: a known defect of the

@@ -3,14 +3,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
-import type { SharedCarePlan } from '../src/care-plan/care-plan.js';
 import {
   escapeHtml,
   PLAN_PAGE_CSP,
   plainDate,
   prefersHtml,
   renderPlanPage,
-} from '../src/care-plan/plan-page.js';
+} from '../src/http/views/plan-page.js';
+import type { SharedCarePlan } from '../src/model/care-plan.js';
 
 const example = JSON.parse(
   readFileSync(new URL('../schemas/examples/patient-led-plan.json', import.meta.url), 'utf8'),

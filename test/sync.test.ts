@@ -370,7 +370,7 @@ t.test('Idempotency-Key: a retry returns the same plan and creates nothing', asy
   // A second instance of the service, sharing the FHIR server, honours the same keys.
   const second = await startTestService({}, {});
   t.teardown(() => second.close());
-  const { buildApp } = await import('../src/app.js');
+  const { buildApp } = await import('../src/http/app.js');
   const { loadConfig } = await import('../src/config.js');
   const { quietLogger } = await import('./helpers/service.js');
   const peer = await buildApp(

@@ -17,7 +17,7 @@ import { generatePool } from '../plans.mjs';
 const dist = pathToFileURL(
   resolve(process.env.BENCH_DIST || new URL('../../dist', import.meta.url).pathname),
 ).href;
-const { CarePlanService } = await import(`${dist}/src/care-plan/care-plan-service.js`);
+const { CarePlanService } = await import(`${dist}/src/care-plans/care-plan-service.js`);
 
 const size = process.env.PLAN_SIZE || 'medium';
 const pool = generatePool(size, Number(process.env.POOL_SIZE || 128));

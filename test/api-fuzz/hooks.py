@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 # --- FHIR date formats ---------------------------------------------------------------------------------------
-# False positive: the document's custom formats `fhir-date` and `fhir-date-time` (src/care-plan/formats.ts) are
+# False positive: the document's custom formats `fhir-date` and `fhir-date-time` (src/model/formats.ts) are
 # unknown to schemathesis, so it treats them as "any string" and sends e.g. "" or "0" as *valid* data; the
 # service rightly refuses those with 400 and positive_data_acceptance would report "Schema-valid request
 # rejected". These strategies generate exactly what the formats accept: FHIR R4 date (YYYY, YYYY-MM,
@@ -58,7 +58,7 @@ schemathesis.openapi.format("fhir-date-time", FHIR_DATE_TIME)
 
 # --- Paging cursors ------------------------------------------------------------------------------------------
 # False positive: `cursor` (GET /care-plans) and `since` (GET /care-plans/changes) are opaque cursors the
-# service gave out earlier (src/care-plan/cursor.ts: base64url JSON of a keyset position); the document can
+# service gave out earlier (src/care-plans/cursor.ts: base64url JSON of a keyset position); the document can
 # only say "a string of at most 4096 characters", so schemathesis sends e.g. "0000..." as valid data, which the
 # service rightly answers 400 "the cursor is not one this service gave out". In *positive* cases only, the
 # generated value is replaced by a well-formed cursor (a position the service could have given out: the start of
@@ -150,7 +150,7 @@ def after_call(ctx, case, response):
 
 # --- __proto__ keys ------------------------------------------------------------------------------------------
 # False positive: JSON bodies with a `__proto__` key (or a `constructor` key holding `prototype`) are refused
-# with 400 on purpose (src/app.ts: Fastify's onProtoPoisoning/onConstructorPoisoning 'error'; README, Security).
+# with 400 on purpose (src/http/app.ts: Fastify's onProtoPoisoning/onConstructorPoisoning 'error'; README, Security).
 # OpenAPI 3.0 cannot say so (it has no `propertyNames`), so schemathesis generates such keys in free-form objects
 # (`unmappedFhir`, FHIR resources) as valid data. In *positive* cases these keys are dropped; negative cases keep
 # them, and the service must still refuse them.

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import t from 'tap';
-import type { SharedCarePlan } from '../../src/care-plan/care-plan.js';
-import { PLAN_PAGE_CSP, renderPlanPage } from '../../src/care-plan/plan-page.js';
+import { PLAN_PAGE_CSP, renderPlanPage } from '../../src/http/views/plan-page.js';
+import type { SharedCarePlan } from '../../src/model/care-plan.js';
 import { fromRoot } from '../../src/paths.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 

@@ -1,7 +1,7 @@
 // Generated shared-decision care plans (fast-check): valid by the API schema, with links that resolve.
 // Optional arrays are generated non-empty: an empty array and an absent one map to the same FHIR.
 import fc from 'fast-check';
-import type { SharedCarePlan } from '../../src/care-plan/care-plan.js';
+import type { SharedCarePlan } from '../../src/model/care-plan.js';
 
 const nonBlank = fc
   .string({

@@ -1,5 +1,5 @@
 // Every URL, system and code the mapping emits, in one place, each with where it comes from.
-import type { CareTeamMember } from '../../care-plan/care-plan.js';
+import type { CareTeamMember } from '../../model/care-plan.js';
 
 /** The one canonical base for this project's own definitions. Never changes once released. */
 export const CANONICAL_BASE = 'https://shared-care-plans.org/fhir';

@@ -28,7 +28,7 @@ import type {
   SharedDecision,
   Strength,
   WhatMatters,
-} from '../../care-plan/care-plan.js';
+} from '../../model/care-plan.js';
 import { cloneJson, compact, isPlainObject, type Json, type JsonObject, jsonEqual } from './carry.js';
 import {
   ACHIEVEMENT_DISPLAY,

@@ -1,6 +1,6 @@
 // The human-readable narrative of a CarePlan (CarePlan.text, status "generated"), built only from the model so
 // that the same plan always yields the same narrative.
-import type { Reference, SharedCarePlan } from '../../care-plan/care-plan.js';
+import type { Reference, SharedCarePlan } from '../../model/care-plan.js';
 import { ROLE_LABEL } from './codes.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };

@@ -27,7 +27,7 @@ import type {
   SharedDecision,
   Strength,
   WhatMatters,
-} from '../../care-plan/care-plan.js';
+} from '../../model/care-plan.js';
 import { cloneJson, compact, mergeCarried } from './carry.js';
 import {
   ACHIEVEMENT_DISPLAY,

@@ -1,8 +1,8 @@
 // The service's public key set (SMART Backend Services registration): an authorization server that registers this
 // service as a backend client can fetch the key its client assertions are signed with from here.
 import type { FastifyInstance } from 'fastify';
-import { ApiProblem } from '../errors.js';
-import { publicJwks } from '../fhir/smart-backend-auth.js';
+import { publicJwks } from '../../fhir/client/smart-backend-auth.js';
+import { ApiProblem } from '../problems.js';
 import { problems } from './responses.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';

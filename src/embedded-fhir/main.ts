@@ -5,7 +5,7 @@
  * Prints one JSON log line with the base URL once listening; stops cleanly on SIGTERM/SIGINT.
  */
 import type { Logger } from 'pino';
-import { standaloneFhirLogger } from '../../logging.js';
+import { standaloneFhirLogger } from '../logging.js';
 import { startEmbeddedFhirServer } from './server.js';
 
 let logger: Logger;

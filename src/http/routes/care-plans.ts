@@ -1,19 +1,19 @@
 // /care-plans: thin routes; the work happens in CarePlanService (create, read, map) and CarePlanStore
 // (versioned edits, search, change feed, history).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Activity, Goal, SharedCarePlan } from '../care-plan/care-plan.js';
 import {
   type EditContext,
   type EditResult,
   planResourcesBundle,
   type StoredPlan,
-} from '../care-plan/care-plan-service.js';
-import { addPart, changePart, removePart } from '../care-plan/plan-edits.js';
-import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../care-plan/plan-page.js';
-import { ApiProblem } from '../errors.js';
-import { FHIR_ID_PATTERN } from '../fhir/fhir-id.js';
-import { etagVersion } from '../fhir/gateway.js';
+} from '../../care-plans/care-plan-service.js';
+import { etagVersion } from '../../fhir/client/gateway.js';
+import { FHIR_ID_PATTERN } from '../../fhir/fhir-id.js';
+import type { Activity, Goal, SharedCarePlan } from '../../model/care-plan.js';
+import { addPart, changePart, removePart } from '../../model/plan-edits.js';
 import { callContext } from '../plugins/auth.js';
+import { ApiProblem } from '../problems.js';
+import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../views/plan-page.js';
 import { planIdParams, problems } from './responses.js';
 
 const etagHeader = { ETag: { type: 'string', description: 'The plan version, W/"<version>".' } };
@@ -292,7 +292,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
           .header('cache-control', 'private, no-cache')
           .send(renderPlanPage(stored.plan));
       }
-      const wanted = request.answerType; // negotiated in src/plugins/conformance.ts
+      const wanted = request.answerType; // negotiated in src/http/plugins/conformance.ts
       if (/application\/fhir\+json/.test(wanted)) {
         return reply
           .type('application/fhir+json')

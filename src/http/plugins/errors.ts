@@ -1,8 +1,8 @@
 // The one place errors leave the service: everything becomes an application/problem+json answer.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiProblem, type ProblemError } from '../errors.js';
-import { escapePointer } from '../fhir/validation/rules.js';
+import { escapePointer } from '../../fhir/validation/rules.js';
+import { ApiProblem, type ProblemError } from '../problems.js';
 import conformance, { allowedMethods, methodNotAllowed } from './conformance.js';
 
 interface AjvError {

@@ -1,6 +1,6 @@
 // Small edits of a plan as pure functions: add, change or remove one goal or one activity. Routes read the plan,
 // apply one of these, and write it back version-checked (CarePlanStore.edit).
-import { ApiProblem } from '../errors.js';
+import { ApiProblem } from '../http/problems.js';
 import type { Activity, Goal, SharedCarePlan } from './care-plan.js';
 
 export type PlanPart = 'goals' | 'activities';

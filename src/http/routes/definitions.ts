@@ -1,7 +1,7 @@
 // The project's conformance resources, served where their canonical URLs point (https://shared-care-plans.org/fhir/...).
 import type { FastifyInstance } from 'fastify';
-import { ApiProblem } from '../errors.js';
-import { projectDefinitions } from '../fhir/definitions.js';
+import { projectDefinitions } from '../../care-plans/definitions.js';
+import { ApiProblem } from '../problems.js';
 import { problems } from './responses.js';
 
 export default async function definitionRoutes(app: FastifyInstance) {

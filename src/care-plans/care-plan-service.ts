@@ -2,8 +2,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, CarePlan, Identifier, Provenance, Resource } from 'fhir/r4.js';
 import { type Caller, callerDisplay, idempotencyScope, subjectPatient } from '../auth/caller.js';
-import { ApiProblem } from '../errors.js';
-import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
+import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/client/gateway.js';
 import { cloneJson, jsonEqual } from '../fhir/mapping/carry.js';
 import { EXTENSION, SYSTEM } from '../fhir/mapping/codes.js';
 import {
@@ -21,7 +20,8 @@ import {
   validateFhirBundle,
   validateFhirResource,
 } from '../fhir/validation/index.js';
-import { checkPlanRules, type SharedCarePlan } from './care-plan.js';
+import { ApiProblem } from '../http/problems.js';
+import { checkPlanRules, type SharedCarePlan } from '../model/care-plan.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 
 export interface StoredPlan {

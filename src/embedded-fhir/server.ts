@@ -14,7 +14,7 @@ import type { FhirRequest, HttpMethod } from '@medplum/fhir-router';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
-import { fhirRoute } from '../../logging.js';
+import { fhirRoute } from '../logging.js';
 import { loadFhirDefinitions } from './definitions.js';
 import { Mutex } from './mutex.js';
 import { EmbeddedRepository } from './repository.js';

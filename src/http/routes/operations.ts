@@ -1,6 +1,6 @@
 // $to-fhir and $from-fhir: the mapping, both ways, without touching the FHIR server.
 import type { FastifyInstance } from 'fastify';
-import type { SharedCarePlan } from '../care-plan/care-plan.js';
+import type { SharedCarePlan } from '../../model/care-plan.js';
 import { problems } from './responses.js';
 
 export default async function operationRoutes(app: FastifyInstance) {

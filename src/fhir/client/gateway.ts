@@ -17,7 +17,7 @@ import {
 } from 'cockatiel';
 import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
 import { Client, RESPONSE_KEY } from 'fhir-kit-client';
-import { isFhirId, isResourceType, parseLiteralReference } from './fhir-id.js';
+import { isFhirId, isResourceType, parseLiteralReference } from '../fhir-id.js';
 
 export interface FhirGatewayOptions {
   baseUrl: string;

@@ -5,7 +5,7 @@
 // - 405 with Allow for a method the path does not have (used by the not-found handler in errors.ts).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiProblem } from '../errors.js';
+import { ApiProblem } from '../problems.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -22,7 +22,6 @@ import {
   type JWTVerifyResult,
   jwtVerify,
 } from 'jose';
-import type { AppConfig } from '../app.js';
 import {
   ANONYMOUS,
   type Caller,
@@ -32,9 +31,10 @@ import {
   type Permission,
   patientReference,
   scopesOf,
-} from '../auth/caller.js';
-import type { PlanContext } from '../care-plan/care-plan-service.js';
-import { ApiProblem } from '../errors.js';
+} from '../../auth/caller.js';
+import type { PlanContext } from '../../care-plans/care-plan-service.js';
+import type { AppConfig } from '../app.js';
+import { ApiProblem } from '../problems.js';
 
 export interface RouteAccess {
   /** The SMART permission on CarePlan the route needs; `any`: any CarePlan scope at all. */
@@ -316,7 +316,7 @@ export default fp(async function auth(app: FastifyInstance) {
     for (const method of methods) {
       const key = `${method === 'HEAD' ? 'GET' : method} ${route.url}`;
       if (!ROUTE_ACCESS[key])
-        throw new Error(`${method} ${route.url} has no access rule (src/plugins/auth.ts)`);
+        throw new Error(`${method} ${route.url} has no access rule (src/http/plugins/auth.ts)`);
     }
   });
 

@@ -4,7 +4,7 @@
 // before it expires, and renewed at once when the FHIR server answers 401 (see FhirGateway.onUnauthorized).
 import { createPublicKey, type JsonWebKey, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { SmartBackendConfig } from '../config.js';
+import type { SmartBackendConfig } from '../../config.js';
 import { FhirServerError } from './gateway.js';
 
 export interface SmartBackendAuthOptions extends SmartBackendConfig {

@@ -10,27 +10,27 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import type { SharedCarePlan } from './care-plan/care-plan.js';
-import { CarePlanService, CarePlanStore } from './care-plan/care-plan-service.js';
-import { FHIR_FORMATS } from './care-plan/formats.js';
-import type { Config } from './config.js';
-import { ApiProblem, PROBLEM_BASE, PROBLEM_TYPES, type ProblemType } from './errors.js';
-import { FhirGateway } from './fhir/gateway.js';
-import { SmartBackendAuth } from './fhir/smart-backend-auth.js';
-import { linearErrors, withErrorLimit } from './fhir/validation/ajv-code.js';
-import { warmUpValidators } from './fhir/validation/index.js';
-import { loggerOptions as pinoOptions, requestIdFrom } from './logging.js';
+import { CarePlanService, CarePlanStore } from '../care-plans/care-plan-service.js';
+import type { Config } from '../config.js';
+import { FhirGateway } from '../fhir/client/gateway.js';
+import { SmartBackendAuth } from '../fhir/client/smart-backend-auth.js';
+import { linearErrors, withErrorLimit } from '../fhir/validation/ajv-code.js';
+import { warmUpValidators } from '../fhir/validation/index.js';
+import { loggerOptions as pinoOptions, requestIdFrom } from '../logging.js';
+import type { SharedCarePlan } from '../model/care-plan.js';
+import { FHIR_FORMATS } from '../model/formats.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
 import jsonBody, { MAX_JSON_DEPTH } from './plugins/json-body.js';
-import { carePlanSchemas, examplePlan } from './plugins/schemas.js';
 import security from './plugins/security.js';
+import { ApiProblem, PROBLEM_BASE, PROBLEM_TYPES, type ProblemType } from './problems.js';
 import carePlanRoutes from './routes/care-plans.js';
 import definitionRoutes from './routes/definitions.js';
 import healthRoutes from './routes/health.js';
 import jwksRoutes from './routes/jwks.js';
 import operationRoutes from './routes/operations.js';
+import { carePlanSchemas, examplePlan } from './schemas.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,5 +1,5 @@
 // Reusable OpenAPI response declarations, so every route documents its error answers the same way.
-import { FHIR_ID_PATTERN } from '../fhir/fhir-id.js';
+import { FHIR_ID_PATTERN } from '../../fhir/fhir-id.js';
 
 const problem = (description: string) => ({
   description,

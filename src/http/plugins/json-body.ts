@@ -2,8 +2,8 @@
 // before any schema or FHIR validation walks them, so that one request cannot freeze the service.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiProblem } from '../errors.js';
-import { escapePointer } from '../fhir/validation/rules.js';
+import { escapePointer } from '../../fhir/validation/rules.js';
+import { ApiProblem } from '../problems.js';
 
 /** Bodies nesting deeper than this are refused (400) before anything walks them recursively. */
 export const MAX_JSON_DEPTH = 100;

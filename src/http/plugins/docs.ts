@@ -3,9 +3,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { exampleFhirBundle, exampleFhirCarePlan, examplePlan } from '../schemas.js';
 import { isPublicRoute } from './auth.js';
 import { offeredTypes } from './conformance.js';
-import { exampleFhirBundle, exampleFhirCarePlan, examplePlan } from './schemas.js';
 
 type OpenApi = {
   paths?: Record<
@@ -95,7 +95,7 @@ function addDocsPage(document: OpenApi): OpenApi {
 
 /**
  * The bearer token security scheme (Swagger UI then offers "Authorize"), required by every operation but the
- * public ones (`security: []`, see isPublicRoute in src/plugins/auth.ts); those that need a token also answer 401
+ * public ones (`security: []`, see isPublicRoute in src/http/plugins/auth.ts); those that need a token also answer 401
  * and 403. Every operation can meet the rate limit (429, except the health probes), the header size limit
  * (431), and, where it declares the media types of its answers, content negotiation (406).
  */
@@ -149,7 +149,7 @@ function addSecurity(document: OpenApi, negotiated: Set<string>, authRequired: b
 }
 
 export default fp(async function docs(app: FastifyInstance) {
-  // The routes that negotiate their answer's media type (src/plugins/conformance.ts), so may answer 406.
+  // The routes that negotiate their answer's media type (src/http/plugins/conformance.ts), so may answer 406.
   const negotiated = new Set<string>();
   app.addHook('onRoute', (route) => {
     if (offeredTypes(route.schema).length === 0) return;

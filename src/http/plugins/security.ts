@@ -12,7 +12,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiProblem } from '../errors.js';
+import { ApiProblem } from '../problems.js';
 
 export const CONTENT_SECURITY_POLICY = {
   'default-src': ["'self'"],

@@ -13,7 +13,7 @@ import type {
   Reference,
   SharedCarePlan,
   SharedDecision,
-} from './care-plan.js';
+} from '../../model/care-plan.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Safe HTML: a tagged template that escapes every interpolated value unless it is already Html.

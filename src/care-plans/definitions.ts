@@ -2,8 +2,8 @@
 // CodeSystems of its codes, built from the same tables the mapping uses, so they can never disagree.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { CodeSystem, StructureDefinition } from 'fhir/r4.js';
+import { BARRIER_LABEL, CANONICAL_BASE, ROLE_LABEL, SYSTEM } from '../fhir/mapping/codes.js';
 import { fromRoot } from '../paths.js';
-import { BARRIER_LABEL, CANONICAL_BASE, ROLE_LABEL, SYSTEM } from './mapping/codes.js';
 
 type Definition = StructureDefinition | CodeSystem;
 
