@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Ajv } from 'ajv';
 import t from 'tap';
-import { FHIR_FORMATS } from '../src/model/formats.js';
-import { fromRoot } from '../src/paths.js';
-import { startTestService, type TestService } from './helpers/service.js';
+import { FHIR_FORMATS } from '../../../src/model/formats.js';
+import { fromRoot } from '../../../src/paths.js';
+import { startTestService, type TestService } from '../../helpers/service.js';
 
 type Json = Record<string, unknown>;
 interface MediaType {

@@ -4,10 +4,10 @@
 // FHIR server. BOUNDED_WORK_FIGURES=1 prints the measured figures (README, Security, "Limits").
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
-import { loadConfig } from '../src/config.js';
-import { scanJson } from '../src/http/plugins/json-body.js';
-import { examplePlan, startTestService, type TestService } from './helpers/service.js';
-import { type WorstCase, worstCases } from './helpers/worst-bodies.js';
+import { loadConfig } from '../../../src/config.js';
+import { scanJson } from '../../../src/http/plugins/json-body.js';
+import { examplePlan, startTestService, type TestService } from '../../helpers/service.js';
+import { type WorstCase, worstCases } from '../../helpers/worst-bodies.js';
 
 /** The bounds, with the margins of a shared machine already in them. */
 const MAX_ANSWER_MS = 1000;

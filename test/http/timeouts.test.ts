@@ -3,8 +3,8 @@
 // Before, none of these timeouts was set and 200 such connections were all still open after 95 s.
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { loadConfig } from '../src/config.js';
-import { startTestService } from './helpers/service.js';
+import { loadConfig } from '../../src/config.js';
+import { startTestService } from '../helpers/service.js';
 
 const REQUEST_TIMEOUT_MS = 1500;
 const HEADERS_TIMEOUT_MS = 800;

@@ -14,8 +14,8 @@ import type {
 } from 'fhir/r4.js';
 import { pino } from 'pino';
 import t from 'tap';
-import type { EmbeddedFhirServer } from '../src/embedded-fhir/server.js';
-import { startEmbeddedFhirServer } from '../src/embedded-fhir/server.js';
+import type { EmbeddedFhirServer } from '../../src/embedded-fhir/server.js';
+import { startEmbeddedFhirServer } from '../../src/embedded-fhir/server.js';
 
 const logLines: { level: number; msg: string }[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => logLines.push(JSON.parse(line)) });

@@ -7,17 +7,17 @@ import { validateResource } from '@medplum/core';
 import fc from 'fast-check';
 import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
 import t, { type Test } from 'tap';
-import { CarePlanService } from '../src/care-plans/care-plan-service.js';
-import { loadFhirDefinitions } from '../src/embedded-fhir/definitions.js';
-import type { FhirGateway } from '../src/fhir/client/gateway.js';
-import { cloneJson } from '../src/fhir/mapping/carry.js';
-import { planSourceFromFhir, resolveBundleReferences } from '../src/fhir/mapping/from-fhir.js';
-import { validateFhirBundle } from '../src/fhir/validation/index.js';
-import type { SharedCarePlan } from '../src/model/care-plan.js';
-import { arbitraryPlan } from './helpers/plans.js';
-import { examplePlan } from './helpers/service.js';
+import { CarePlanService } from '../../../src/care-plans/care-plan-service.js';
+import { loadFhirDefinitions } from '../../../src/embedded-fhir/definitions.js';
+import type { FhirGateway } from '../../../src/fhir/client/gateway.js';
+import { cloneJson } from '../../../src/fhir/mapping/carry.js';
+import { planSourceFromFhir, resolveBundleReferences } from '../../../src/fhir/mapping/from-fhir.js';
+import { validateFhirBundle } from '../../../src/fhir/validation/index.js';
+import type { SharedCarePlan } from '../../../src/model/care-plan.js';
+import { arbitraryPlan } from '../../helpers/plans.js';
+import { examplePlan } from '../../helpers/service.js';
 
-const FIXTURES = join(import.meta.dirname, 'fixtures', 'fhir-r4-external');
+const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir-r4-external');
 loadFhirDefinitions();
 
 let counter = 0;
@@ -268,7 +268,7 @@ t.test('editing an imported plan changes the FHIR that comes out', async (t) => 
 });
 
 t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
-  const { startTestService } = await import('./helpers/service.js');
+  const { startTestService } = await import('../../helpers/service.js');
   const app = await startTestService();
   t.teardown(() => app.close());
   const fromFhir = (body: unknown, query = '') =>
@@ -353,8 +353,8 @@ t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
 t.test(
   "the project's own definitions are valid FHIR, served, and describe what the mapping emits",
   async (t) => {
-    const { projectDefinitions } = await import('../src/care-plans/definitions.js');
-    const { validateFhirResource } = await import('../src/fhir/validation/index.js');
+    const { projectDefinitions } = await import('../../../src/care-plans/definitions.js');
+    const { validateFhirResource } = await import('../../../src/fhir/validation/index.js');
     for (const [key, definition] of projectDefinitions) {
       // The official R4 JSON schema (4.0.1) lists FHIR versions only up to 4.0.0 in its enum: a known defect of the
       // published schema. 4.0.1 is the right value (HL7's own R4 4.0.1 definitions carry it).
@@ -391,7 +391,7 @@ t.test(
       );
     }
 
-    const { startTestService } = await import('./helpers/service.js');
+    const { startTestService } = await import('../../helpers/service.js');
     const app = await startTestService();
     t.teardown(() => app.close());
     const served = await app.app.inject({ method: 'GET', url: '/fhir/StructureDefinition/shared-decision' });

@@ -10,11 +10,11 @@ import fc from 'fast-check';
 import type { Bundle } from 'fhir/r4.js';
 import t from 'tap';
 import { request } from 'undici';
-import { planToTransaction } from '../src/fhir/mapping/to-fhir.js';
-import type { SharedCarePlan } from '../src/model/care-plan.js';
-import { type Issuer, type SecureService, startIssuer, startSecureService } from './helpers/auth.js';
-import { arbitraryPlan } from './helpers/plans.js';
-import { examplePlan } from './helpers/service.js';
+import { planToTransaction } from '../../src/fhir/mapping/to-fhir.js';
+import type { SharedCarePlan } from '../../src/model/care-plan.js';
+import { type Issuer, type SecureService, startIssuer, startSecureService } from '../helpers/auth.js';
+import { arbitraryPlan } from '../helpers/plans.js';
+import { examplePlan } from '../helpers/service.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);

@@ -2,9 +2,9 @@
 // whatever its caller checked. The client talks to the real embedded FHIR server.
 import type { Bundle } from 'fhir/r4.js';
 import t from 'tap';
-import { FhirGateway, FhirServerError } from '../src/fhir/client/gateway.js';
-import { FHIR_ID_PATTERN, isFhirId, parseLiteralReference } from '../src/fhir/fhir-id.js';
-import { startTestService } from './helpers/service.js';
+import { FhirGateway, FhirServerError } from '../../../src/fhir/client/gateway.js';
+import { FHIR_ID_PATTERN, isFhirId, parseLiteralReference } from '../../../src/fhir/fhir-id.js';
+import { startTestService } from '../../helpers/service.js';
 
 t.test('the FHIR id rule: [A-Za-z0-9\\-.]{1,64} (FHIR R4 datatypes), never only dots', async (t) => {
   for (const id of ['a', 'plan-1', 'A.b-9', '0', 'x'.repeat(64), '.a', 'a..'])

@@ -11,15 +11,15 @@ import type { Bundle, Provenance } from 'fhir/r4.js';
 import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { pino } from 'pino';
 import t from 'tap';
-import { carePlanGrants, decide } from '../src/auth/caller.js';
-import { ConfigError, DEFAULT_SMART_SCOPE, loadConfig } from '../src/config.js';
-import { FhirGateway, FhirServerError } from '../src/fhir/client/gateway.js';
-import { SmartBackendAuth } from '../src/fhir/client/smart-backend-auth.js';
-import { US_CORE_PROVENANCE } from '../src/fhir/mapping/provenance.js';
-import { buildApp } from '../src/http/app.js';
-import { ROUTE_ACCESS } from '../src/http/plugins/auth.js';
-import { loggerOptions } from '../src/logging.js';
-import type { SharedCarePlan } from '../src/model/care-plan.js';
+import { carePlanGrants, decide } from '../../src/auth/caller.js';
+import { ConfigError, DEFAULT_SMART_SCOPE, loadConfig } from '../../src/config.js';
+import { FhirGateway, FhirServerError } from '../../src/fhir/client/gateway.js';
+import { SmartBackendAuth } from '../../src/fhir/client/smart-backend-auth.js';
+import { US_CORE_PROVENANCE } from '../../src/fhir/mapping/provenance.js';
+import { buildApp } from '../../src/http/app.js';
+import { ROUTE_ACCESS } from '../../src/http/plugins/auth.js';
+import { loggerOptions } from '../../src/logging.js';
+import type { SharedCarePlan } from '../../src/model/care-plan.js';
 import {
   AUDIENCE,
   ISSUER,
@@ -28,8 +28,8 @@ import {
   type SecureService,
   startIssuer,
   startSecureService,
-} from './helpers/auth.js';
-import { examplePlan } from './helpers/service.js';
+} from '../helpers/auth.js';
+import { examplePlan } from '../helpers/service.js';
 
 const rand = () => Math.random().toString(36).slice(2, 8);
 // Test patients: ids and names that must never show up in a log line.

@@ -8,12 +8,12 @@ import { connect } from 'node:net';
 import type { Bundle, CarePlan } from 'fhir/r4.js';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import t from 'tap';
-import { startEmbeddedFhirServer } from '../src/embedded-fhir/server.js';
-import { MAX_KEYS_WITHOUT_KID } from '../src/http/plugins/auth.js';
-import { negotiate } from '../src/http/plugins/conformance.js';
-import { fhirRoute, requestIdFrom, standaloneFhirLogger } from '../src/logging.js';
-import type { SharedCarePlan } from '../src/model/care-plan.js';
-import { fromRoot } from '../src/paths.js';
+import { startEmbeddedFhirServer } from '../../../src/embedded-fhir/server.js';
+import { MAX_KEYS_WITHOUT_KID } from '../../../src/http/plugins/auth.js';
+import { negotiate } from '../../../src/http/plugins/conformance.js';
+import { fhirRoute, requestIdFrom, standaloneFhirLogger } from '../../../src/logging.js';
+import type { SharedCarePlan } from '../../../src/model/care-plan.js';
+import { fromRoot } from '../../../src/paths.js';
 import {
   AUDIENCE,
   ISSUER,
@@ -22,8 +22,8 @@ import {
   loopback,
   type SecureService,
   startSecureService,
-} from './helpers/auth.js';
-import { examplePlan, startTestService, type TestService } from './helpers/service.js';
+} from '../../helpers/auth.js';
+import { examplePlan, startTestService, type TestService } from '../../helpers/service.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PROBLEM = /^application\/problem\+json/;

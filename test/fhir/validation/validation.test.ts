@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
-const FIXTURES = fileURLToPath(new URL('./fixtures/fhir-r4-external/', import.meta.url));
-const GENERATED = fileURLToPath(new URL('../src/fhir/validation/generated/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../fixtures/fhir-r4-external/', import.meta.url));
+const GENERATED = fileURLToPath(new URL('../../../src/fhir/validation/generated/', import.meta.url));
 const fixturesRoot = process.env.FHIR_FIXTURES ?? FIXTURES;
 
 // Module load time (in this process it includes the test loader transpiling the .ts modules).
 const loadStart = performance.now();
-const validation = await import('../src/fhir/validation/index.js');
+const validation = await import('../../../src/fhir/validation/index.js');
 const loadMs = performance.now() - loadStart;
 const { validateFhirBundle, validateFhirResource, warmUpValidators, REQUIRED_VALUE_SETS } = validation;
 type Issue = ReturnType<typeof validateFhirResource>[number];
@@ -614,7 +614,7 @@ t.test('hand-written value sets equal the official R4 expansions (@medplum/defin
 });
 
 t.test('the generator is idempotent and quick when up to date', async (t) => {
-  const script = fileURLToPath(new URL('../scripts/generate-validators.mjs', import.meta.url));
+  const script = fileURLToPath(new URL('../../../scripts/generate-validators.mjs', import.meta.url));
   const start = performance.now();
   const out = execFileSync(process.execPath, [script], { encoding: 'utf8' });
   const ms = performance.now() - start;

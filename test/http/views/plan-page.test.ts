@@ -9,11 +9,11 @@ import {
   plainDate,
   prefersHtml,
   renderPlanPage,
-} from '../src/http/views/plan-page.js';
-import type { SharedCarePlan } from '../src/model/care-plan.js';
+} from '../../../src/http/views/plan-page.js';
+import type { SharedCarePlan } from '../../../src/model/care-plan.js';
 
 const example = JSON.parse(
-  readFileSync(new URL('../schemas/examples/patient-led-plan.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../../schemas/examples/patient-led-plan.json', import.meta.url), 'utf8'),
 ) as SharedCarePlan;
 
 /** The text a reader sees: no style element, no tags, entities decoded. */

@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { validateResource } from '@medplum/core';
 import type { Bundle, CarePlan, Condition, Observation, Resource, StructureDefinition } from 'fhir/r4.js';
 import t, { type Test } from 'tap';
-import { CarePlanService } from '../src/care-plans/care-plan-service.js';
-import { loadFhirDefinitions } from '../src/embedded-fhir/definitions.js';
-import type { FhirGateway } from '../src/fhir/client/gateway.js';
-import { withProvenance } from '../src/fhir/mapping/provenance.js';
-import type { SharedCarePlan } from '../src/model/care-plan.js';
-import { startTestService } from './helpers/service.js';
+import { CarePlanService } from '../../../src/care-plans/care-plan-service.js';
+import { loadFhirDefinitions } from '../../../src/embedded-fhir/definitions.js';
+import type { FhirGateway } from '../../../src/fhir/client/gateway.js';
+import { withProvenance } from '../../../src/fhir/mapping/provenance.js';
+import type { SharedCarePlan } from '../../../src/model/care-plan.js';
+import { startTestService } from '../../helpers/service.js';
 
 loadFhirDefinitions();
 let counter = 0;
@@ -103,7 +103,15 @@ t.test(
   async (t) => {
     const definition = JSON.parse(
       readFileSync(
-        join(import.meta.dirname, '..', 'schemas', 'fhir', 'StructureDefinition-plan-revision.json'),
+        join(
+          import.meta.dirname,
+          '..',
+          '..',
+          '..',
+          'schemas',
+          'fhir',
+          'StructureDefinition-plan-revision.json',
+        ),
         'utf8',
       ),
     ) as StructureDefinition;
