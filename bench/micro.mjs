@@ -1,7 +1,7 @@
 // Phase 5: micro-benchmark of map + validate, no HTTP, one thread (run.mjs pins it to one core with taskset
 // when available). Prints one JSON object on stdout.
 // For each plan size, over a pool of different plans:
-//   toFhir            CarePlanService.toFhir: plan rules + planToTransaction + validateFhirBundle (the headline)
+//   toFhir            PlanFhir.toFhir: plan rules + planToTransaction + validateFhirBundle (the headline)
 //   map               planToTransaction alone
 //   validate          validateFhirBundle(bundle, 'outbound') alone, on premapped bundles
 //   stringify         JSON.stringify(bundle) alone (what the $to-fhir reply costs to serialise)
@@ -19,7 +19,7 @@ import { generatePool, SIZES } from './plans.mjs';
 const dist = pathToFileURL(
   resolve(process.env.BENCH_DIST || new URL('../dist', import.meta.url).pathname),
 ).href;
-const { CarePlanService } = await import(`${dist}/src/care-plans/care-plan-service.js`);
+const { PlanFhir } = await import(`${dist}/src/care-plans/plan-fhir.js`);
 const { planToTransaction } = await import(`${dist}/src/fhir/mapping/to-fhir.js`);
 const { validateFhirBundle, warmUpValidators } = await import(`${dist}/src/fhir/validation/index.js`);
 
@@ -31,7 +31,7 @@ const POOL = Number(process.env.POOL_SIZE || 128);
 const ROUNDS = Number(process.env.MICRO_ROUNDS || 5);
 
 warmUpValidators();
-const service = new CarePlanService(undefined, randomUUID);
+const service = new PlanFhir(undefined, randomUUID);
 let sink = 0;
 
 /**

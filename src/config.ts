@@ -75,6 +75,9 @@ export interface Config {
   fhirPublicBaseUrl?: string;
 }
 
+/** The configuration the app runs with: a FHIR server is always known by now (embedded or external). */
+export type AppConfig = Config & { fhirBaseUrl: string };
+
 export class ConfigError extends Error {}
 
 type Env = Record<string, string | undefined>;

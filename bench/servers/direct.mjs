@@ -1,5 +1,5 @@
 // Phase 2, the direct push: the least a server can do to get a plan onto the FHIR server. The transaction
-// Bundles of the benchmark's plan pool are built once at start-up exactly as CarePlanService.create() builds
+// Bundles of the benchmark's plan pool are built once at start-up exactly as CarePlans.create() builds
 // them for a plain create (activity ids, toFhir with a fresh plan revision, the Provenance of the write
 // appended, all through the service's own methods); a request names its plan by the x-bench-plan header, its
 // JSON body is parsed (as the service must), and the precomputed Bundle, with fresh ids, is sent with
@@ -17,14 +17,14 @@ import { generatePool } from '../plans.mjs';
 const dist = pathToFileURL(
   resolve(process.env.BENCH_DIST || new URL('../../dist', import.meta.url).pathname),
 ).href;
-const { CarePlanService } = await import(`${dist}/src/care-plans/care-plan-service.js`);
+const { PlanFhir } = await import(`${dist}/src/care-plans/plan-fhir.js`);
 
 const size = process.env.PLAN_SIZE || 'medium';
 const pool = generatePool(size, Number(process.env.POOL_SIZE || 128));
-const service = new CarePlanService(undefined, randomUUID);
+const service = new PlanFhir(undefined, randomUUID);
 const clientId = process.env.BENCH_CLIENT_ID || 'bench-client';
 const context = { caller: { kind: 'token', clientId, subject: clientId, grants: [] } };
-// As CarePlanService.create() (generated plans carry no stored ids): new activities get an id.
+// As CarePlans.create() (generated plans carry no stored ids): new activities get an id.
 const withActivityIds = (plan) =>
   plan.activities
     ? {

@@ -1,5 +1,8 @@
 // Every error the API answers with is an RFC 9457 problem (application/problem+json) with a stable `type`.
 import type { OperationOutcome } from 'fhir/r4.js';
+import { FhirServerError } from '../fhir/client/gateway.js';
+import { DomainError, type DomainErrorKind } from '../model/errors.js';
+import { formatEtag } from './etag.js';
 
 export const PROBLEM_BASE = 'https://shared-care-plans.org/problems';
 
@@ -84,4 +87,81 @@ export class ApiProblem extends Error {
       ...extra,
     };
   }
+}
+
+const DOMAIN_PROBLEMS: Record<Exclude<DomainErrorKind, 'stale' | 'version-required'>, ProblemType> = {
+  'not-found': 'not-found',
+  'not-allowed': 'forbidden',
+  unprocessable: 'unprocessable',
+  'invalid-request': 'bad-request',
+  'invalid-fhir': 'invalid-fhir',
+  'mapping-failed': 'mapping-failed',
+  'idempotency-key-reused': 'idempotency-key-reused',
+};
+
+/** A domain error as the API answers it. */
+function problemFromDomainError(error: DomainError): ApiProblem {
+  const { errors, choices, currentVersion, denied } = error.details;
+  if (error.kind === 'version-required') {
+    return new ApiProblem('precondition-required', 'send If-Match with the ETag from a read of the plan', {
+      errors: [{ pointer: '', detail: 'If-Match is missing', in: 'header' }],
+    });
+  }
+  if (error.kind === 'stale') {
+    return new ApiProblem('precondition-failed', error.message, {
+      headers: { etag: formatEtag(currentVersion ?? '') },
+    });
+  }
+  return new ApiProblem(DOMAIN_PROBLEMS[error.kind], error.message, {
+    ...(errors ? { errors } : {}),
+    ...(choices ? { choices } : {}),
+    ...(denied ? { denied } : {}),
+  });
+}
+
+/** A failed FHIR server call as the API answers it. */
+function problemFromFhirError(error: FhirServerError): ApiProblem {
+  const extra = { operationOutcome: error.outcome };
+  switch (error.kind) {
+    case 'not-found':
+    case 'gone':
+      return new ApiProblem(
+        'not-found',
+        'the care plan (or a part of it) does not exist on the FHIR server',
+        extra,
+      );
+    case 'precondition-failed':
+      return new ApiProblem(
+        'precondition-failed',
+        'the plan was changed by someone else; read it again',
+        extra,
+      );
+    case 'conflict':
+      return new ApiProblem('conflict', 'the FHIR server reported a conflict; retry', {
+        ...extra,
+        headers: { 'retry-after': '1' },
+      });
+    case 'rejected':
+      return new ApiProblem('fhir-rejected', `the FHIR server rejected the plan (${error.status})`, extra);
+    case 'timeout':
+      return new ApiProblem('fhir-server-timeout', error.message, extra);
+    case 'unavailable':
+      return new ApiProblem('fhir-server-unavailable', error.message, {
+        ...extra,
+        headers: { 'retry-after': String(error.retryAfterSeconds ?? 5) },
+      });
+    default:
+      return new ApiProblem('fhir-server-error', error.message, extra);
+  }
+}
+
+/**
+ * The one place where errors of the floors below (domain errors, FHIR server errors) become problems: their
+ * status, type and headers. Anything else is not a known error (undefined).
+ */
+export function problemOf(error: unknown): ApiProblem | undefined {
+  if (error instanceof ApiProblem) return error;
+  if (error instanceof DomainError) return problemFromDomainError(error);
+  if (error instanceof FhirServerError) return problemFromFhirError(error);
+  return undefined;
 }

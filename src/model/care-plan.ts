@@ -28,11 +28,6 @@ export interface PlanRuleViolation {
   message: string;
 }
 
-/** The name a goal is linked by: its key, else its id. */
-export function goalLinkName(goal: { key?: string; id?: string }): string | undefined {
-  return goal.key ?? goal.id;
-}
-
 /** Rules between parts of a plan: unique goal names, links that resolve, a chosen option that exists. */
 export function checkPlanRules(plan: SharedCarePlan): PlanRuleViolation[] {
   const violations: PlanRuleViolation[] = [];

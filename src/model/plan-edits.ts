@@ -1,7 +1,7 @@
 // Small edits of a plan as pure functions: add, change or remove one goal or one activity. Routes read the plan,
-// apply one of these, and write it back version-checked (CarePlanStore.edit).
-import { ApiProblem } from '../http/problems.js';
+// apply one of these, and write it back version-checked (CarePlans.edit).
 import type { Activity, Goal, SharedCarePlan } from './care-plan.js';
+import { DomainError } from './errors.js';
 
 export type PlanPart = 'goals' | 'activities';
 type PartOf<P extends PlanPart> = P extends 'goals' ? Goal : Activity;
@@ -15,7 +15,7 @@ function matches(part: PlanPart, item: Goal | Activity, name: string): boolean {
 
 export function findPart(plan: SharedCarePlan, part: PlanPart, name: string): number {
   const index = (plan[part] ?? []).findIndex((item: Goal | Activity) => matches(part, item, name));
-  if (index < 0) throw new ApiProblem('not-found', `the plan has no ${LABEL[part]} "${name}"`);
+  if (index < 0) throw new DomainError('not-found', `the plan has no ${LABEL[part]} "${name}"`);
   return index;
 }
 

@@ -7,9 +7,10 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { type Logger, pino } from 'pino';
+import type { AppConfig } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import { type EmbeddedFhirServer, startEmbeddedFhirServer } from '../../src/embedded-fhir/server.js';
-import { type AppConfig, buildApp } from '../../src/http/app.js';
+import { buildApp } from '../../src/http/app.js';
 import { embeddedFhirLogger, loggerOptions } from '../../src/logging.js';
 
 export const ISSUER = 'https://auth.test.example/realms/care';

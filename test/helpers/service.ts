@@ -4,9 +4,10 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Bundle, Resource } from 'fhir/r4.js';
 import { type Logger, pino } from 'pino';
+import type { AppConfig } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import { type EmbeddedFhirServer, startEmbeddedFhirServer } from '../../src/embedded-fhir/server.js';
-import { type AppConfig, buildApp } from '../../src/http/app.js';
+import { buildApp } from '../../src/http/app.js';
 import { fromRoot } from '../../src/paths.js';
 
 export interface TestService {

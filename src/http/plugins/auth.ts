@@ -32,9 +32,8 @@ import {
   patientReference,
   scopesOf,
 } from '../../auth/caller.js';
-import type { PlanContext } from '../../care-plans/care-plan-service.js';
-import type { AppConfig } from '../app.js';
-import { ApiProblem } from '../problems.js';
+import type { AppConfig } from '../../config.js';
+import { ApiProblem, problemOf } from '../problems.js';
 
 export interface RouteAccess {
   /** The SMART permission on CarePlan the route needs; `any`: any CarePlan scope at all. */
@@ -107,11 +106,6 @@ function accessOf(request: FastifyRequest): RouteAccess | 'public' | undefined {
   if (url === undefined) return isPublicPath(request.url.split('?')[0]) ? 'public' : undefined;
   const method = request.method === 'HEAD' ? 'GET' : request.method;
   return ROUTE_ACCESS[`${method} ${url}`];
-}
-
-/** What the care plan service needs to know about a request: its id, and who calls (with any patient restriction). */
-export function callContext(request: FastifyRequest): PlanContext {
-  return { requestId: request.id, ...(request.caller ? { caller: request.caller } : {}) };
 }
 
 const REALM = 'Bearer realm="shared-care-plans"';
@@ -363,7 +357,7 @@ export default fp(async function auth(app: FastifyInstance) {
   });
 
   app.addHook('onError', async (request, _reply, error) => {
-    if (error instanceof ApiProblem && error.extra.denied) request.auditDenied = true;
+    if (problemOf(error)?.extra.denied) request.auditDenied = true;
   });
 
   // The audit trail: at info level even when LOG_LEVEL is warn or error (silent stays silent).

@@ -2,7 +2,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { escapePointer } from '../../fhir/validation/rules.js';
-import { ApiProblem, type ProblemError } from '../problems.js';
+import { ApiProblem, type ProblemError, problemOf } from '../problems.js';
 import conformance, { allowedMethods, methodNotAllowed } from './conformance.js';
 
 interface AjvError {
@@ -67,7 +67,9 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, proble
 }
 
 function toApiProblem(error: FastifyError & { validationContext?: string }): ApiProblem {
-  if (error instanceof ApiProblem) return error;
+  // Errors of the floors below (domain, FHIR server) and the HTTP layer's own problems.
+  const known = problemOf(error);
+  if (known) return known;
   if (error.validation) {
     // If-Match is required on writes (declared so in the schema); its absence is RFC 6585's 428, not a 400.
     const missing = (error.validation as unknown as AjvError[]).some(

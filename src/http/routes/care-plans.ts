@@ -1,17 +1,12 @@
-// /care-plans: thin routes; the work happens in CarePlanService (create, read, map) and CarePlanStore
-// (versioned edits, search, change feed, history).
+// /care-plans: thin routes; the work happens in the care plan use cases (app.carePlans, src/care-plans/).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  type EditContext,
-  type EditResult,
-  planResourcesBundle,
-  type StoredPlan,
-} from '../../care-plans/care-plan-service.js';
-import { etagVersion } from '../../fhir/client/gateway.js';
+import { planResourcesBundle } from '../../care-plans/repository.js';
+import type { EditContext, EditResult, StoredPlan } from '../../care-plans/types.js';
 import { FHIR_ID_PATTERN } from '../../fhir/fhir-id.js';
 import type { Activity, Goal, SharedCarePlan } from '../../model/care-plan.js';
 import { addPart, changePart, removePart } from '../../model/plan-edits.js';
-import { callContext } from '../plugins/auth.js';
+import { callContext } from '../call-context.js';
+import { formatEtag, versionOfEtag } from '../etag.js';
 import { ApiProblem } from '../problems.js';
 import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../views/plan-page.js';
 import { planIdParams, problems } from './responses.js';
@@ -80,7 +75,7 @@ function ifMatchOf(request: FastifyRequest<Versioned>): string[] | undefined {
       },
     );
   }
-  return members.map((member) => etagVersion(member) ?? member).filter(Boolean);
+  return members.map((member) => versionOfEtag(member) ?? member).filter(Boolean);
 }
 
 /** Who calls, and with an Idempotency-Key what identifies the request (method, URL, body). */
@@ -96,7 +91,7 @@ function sendPlan(reply: FastifyReply, stored: StoredPlan | EditResult, status =
   if ('replayed' in stored && stored.replayed) reply.header('idempotent-replayed', 'true');
   return reply
     .code(status)
-    .header('etag', `W/"${stored.version}"`)
+    .header('etag', formatEtag(stored.version))
     .type('application/json')
     .send(stored.plan);
 }
@@ -104,7 +99,7 @@ function sendPlan(reply: FastifyReply, stored: StoredPlan | EditResult, status =
 export default async function carePlanRoutes(app: FastifyInstance) {
   /** Reads the plan, applies one change, and writes it back conditional on If-Match. */
   const edit = (request: FastifyRequest<Versioned>, change: (plan: SharedCarePlan) => SharedCarePlan) =>
-    app.carePlanStore.edit(request.params.id, ifMatchOf(request), change, editContext(request));
+    app.carePlans.edit(request.params.id, ifMatchOf(request), change, editContext(request));
   const editSchema = (summary: string, extra: Record<string, unknown> = {}) => ({
     tags: ['care plans'],
     summary,
@@ -196,7 +191,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const { patient, status, updatedSince, limit, cursor } = request.query;
-      const page = await app.carePlanStore.search(
+      const page = await app.carePlans.search(
         { patient, status, updatedSince },
         limit,
         cursor,
@@ -238,8 +233,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         },
       },
     },
-    async (request) =>
-      app.carePlanStore.changes(request.query.since, request.query.limit, callContext(request)),
+    async (request) => app.carePlans.changes(request.query.since, request.query.limit, callContext(request)),
   );
 
   app.get<{ Params: { id: string }; Headers: { 'if-none-match'?: string } }>(
@@ -276,10 +270,11 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const stored = await app.carePlans.read(request.params.id, callContext(request));
-      const etag = `W/"${stored.version}"`;
-      reply.header('etag', etag);
+      reply.header('etag', formatEtag(stored.version));
       const ifNoneMatch = request.headers['if-none-match'];
-      if (ifNoneMatch?.split(',').some((tag) => tag.trim() === '*' || etagVersion(tag) === stored.version)) {
+      if (
+        ifNoneMatch?.split(',').some((tag) => tag.trim() === '*' || versionOfEtag(tag) === stored.version)
+      ) {
         return reply.code(304).send();
       }
       reply.header('vary', 'Accept');
@@ -316,7 +311,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
     async (request, reply) =>
       sendPlan(
         reply,
-        await app.carePlanStore.replace(
+        await app.carePlans.replace(
           request.params.id,
           request.body,
           ifMatchOf(request),
@@ -361,7 +356,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       },
     },
     async (request) => ({
-      items: await app.carePlanStore.history(request.params.id, callContext(request)),
+      items: await app.carePlans.history(request.params.id, callContext(request)),
     }),
   );
 

@@ -7,9 +7,8 @@ import { validateResource } from '@medplum/core';
 import fc from 'fast-check';
 import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
 import t, { type Test } from 'tap';
-import { CarePlanService } from '../../../src/care-plans/care-plan-service.js';
+import { PlanFhir } from '../../../src/care-plans/plan-fhir.js';
 import { loadFhirDefinitions } from '../../../src/embedded-fhir/definitions.js';
-import type { FhirGateway } from '../../../src/fhir/client/gateway.js';
 import { cloneJson } from '../../../src/fhir/mapping/carry.js';
 import { planSourceFromFhir, resolveBundleReferences } from '../../../src/fhir/mapping/from-fhir.js';
 import { validateFhirBundle } from '../../../src/fhir/validation/index.js';
@@ -21,9 +20,9 @@ const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir-r4-exte
 loadFhirDefinitions();
 
 let counter = 0;
-// The pure parts of the service; the gateway is never used by toFhir/fromFhir.
-const service = new CarePlanService(
-  undefined as unknown as FhirGateway,
+// The mapping as the use cases run it (validated both ways); pure.
+const service = new PlanFhir(
+  undefined,
   () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`,
 );
 

@@ -7,17 +7,16 @@ import { join } from 'node:path';
 import { validateResource } from '@medplum/core';
 import type { Bundle, CarePlan, Condition, Observation, Resource, StructureDefinition } from 'fhir/r4.js';
 import t, { type Test } from 'tap';
-import { CarePlanService } from '../../../src/care-plans/care-plan-service.js';
+import { PlanFhir } from '../../../src/care-plans/plan-fhir.js';
 import { loadFhirDefinitions } from '../../../src/embedded-fhir/definitions.js';
-import type { FhirGateway } from '../../../src/fhir/client/gateway.js';
 import { withProvenance } from '../../../src/fhir/mapping/provenance.js';
 import type { SharedCarePlan } from '../../../src/model/care-plan.js';
 import { startTestService } from '../../helpers/service.js';
 
 loadFhirDefinitions();
 let counter = 0;
-const service = new CarePlanService(
-  undefined as unknown as FhirGateway,
+const service = new PlanFhir(
+  undefined,
   () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`,
 );
 

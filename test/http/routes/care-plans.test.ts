@@ -285,7 +285,7 @@ t.test('the body limit answers 413', async (t) => {
 });
 
 t.test('a body nesting deeper than 100 levels is refused before anything walks it', async (t) => {
-  const { MAX_JSON_DEPTH } = await import('../../../src/http/app.js');
+  const { MAX_JSON_DEPTH } = await import('../../../src/http/plugins/json-body.js');
   const { scanJson } = await import('../../../src/http/plugins/json-body.js');
   const nest = (levels: number): unknown => {
     let value: unknown = 'x';

@@ -1,0 +1,117 @@
+// The care plan use cases, one face: what the routes call. Each use case lives in its own module (create, edit,
+// queries) over the repository (all FHIR traffic) and the mapping; access rules are in access.ts.
+import { randomUUID } from 'node:crypto';
+import type { Bundle } from 'fhir/r4.js';
+import type { FhirGateway } from '../fhir/client/gateway.js';
+import { cloneJson } from '../fhir/mapping/carry.js';
+import type { ToFhirOptions } from '../fhir/mapping/to-fhir.js';
+import type { SharedCarePlan } from '../model/care-plan.js';
+import { DomainError } from '../model/errors.js';
+import { createPlan } from './create.js';
+import type { UseCaseDeps } from './deps.js';
+import { applyEdit } from './edit.js';
+import { PlanFhir } from './plan-fhir.js';
+import { planChanges, planHistory, readPlan, searchPlans } from './queries.js';
+import { PlanRepository } from './repository.js';
+import type {
+  ChangeItem,
+  CreateContext,
+  EditContext,
+  EditResult,
+  HistoryItem,
+  Page,
+  PlanContext,
+  PlanSchemaCheck,
+  SearchFilters,
+  StoredPlan,
+} from './types.js';
+
+export interface CarePlansOptions {
+  newUuid?: () => string;
+  /** The change feed holds back changes younger than this (ms). */
+  settleMs?: number;
+  /** Checks a plan changed by an edit against the API schema. */
+  checkSchema?: PlanSchemaCheck;
+}
+
+export class CarePlans {
+  private readonly deps: UseCaseDeps;
+
+  constructor(gateway: FhirGateway, options: CarePlansOptions = {}) {
+    const newUuid = options.newUuid ?? randomUUID;
+    this.deps = {
+      repository: new PlanRepository(gateway),
+      mapping: new PlanFhir(gateway.baseUrl, newUuid),
+      newUuid,
+      settleMs: options.settleMs ?? 0,
+      checkSchema: options.checkSchema ?? (() => []),
+    };
+  }
+
+  /** A plan's transaction Bundle, every resource validated. Nothing is sent. */
+  toFhir(plan: SharedCarePlan, options: Omit<ToFhirOptions, 'newUuid'> = {}): Bundle {
+    return this.deps.mapping.toFhir(plan, options);
+  }
+
+  /** FHIR (a CarePlan with contained resources, or a Bundle), validated, as a plan. Nothing is sent. */
+  fromFhir(input: unknown, carePlanId?: string): SharedCarePlan {
+    return this.deps.mapping.fromFhir(input, carePlanId);
+  }
+
+  create(plan: SharedCarePlan, context: CreateContext): Promise<StoredPlan & { replayed: boolean }> {
+    return createPlan(this.deps, plan, context);
+  }
+
+  read(id: string, context: PlanContext): Promise<StoredPlan> {
+    return readPlan(this.deps, id, context);
+  }
+
+  /** Replaces a plan: `next` is the plan as read, edited; ids and version are checked. */
+  replace(
+    id: string,
+    next: SharedCarePlan,
+    expected: string[] | undefined,
+    context: EditContext,
+  ): Promise<EditResult> {
+    return applyEdit(this.deps, id, expected, context, () => next);
+  }
+
+  /** Read, change, write: the small edits (goals, activities, ending a plan) all go through here. */
+  edit(
+    id: string,
+    expected: string[] | undefined,
+    change: (plan: SharedCarePlan) => SharedCarePlan,
+    context: EditContext,
+  ): Promise<EditResult> {
+    return applyEdit(this.deps, id, expected, context, (current) => {
+      const changed = change(cloneJson(current.plan));
+      const errors = this.deps.checkSchema(changed);
+      if (errors.length) {
+        throw new DomainError('unprocessable', 'after this change the plan would not be valid', { errors });
+      }
+      return changed;
+    });
+  }
+
+  search(
+    filters: SearchFilters,
+    limit: number,
+    cursor: string | undefined,
+    context: PlanContext,
+  ): Promise<Page<StoredPlan>> {
+    return searchPlans(this.deps, filters, limit, cursor, context);
+  }
+
+  changes(
+    since: string | undefined,
+    limit: number,
+    context: PlanContext,
+    patient?: string,
+  ): Promise<Page<ChangeItem>> {
+    return planChanges(this.deps, since, limit, context, patient);
+  }
+
+  history(id: string, context: PlanContext): Promise<HistoryItem[]> {
+    return planHistory(this.deps, id, context);
+  }
+}

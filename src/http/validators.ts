@@ -1,0 +1,87 @@
+// The API's request validators: bodies against schemas/ (no coercion, unknown properties rejected, every error
+// reported up to a limit), query, path and header parameters (coerced, defaults applied).
+import { Ajv, type ErrorObject } from 'ajv';
+import type { FastifyInstance } from 'fastify';
+import { linearErrors, withErrorLimit } from '../fhir/validation/ajv-code.js';
+import type { SharedCarePlan } from '../model/care-plan.js';
+import type { ErrorDetail } from '../model/errors.js';
+import { FHIR_FORMATS } from '../model/formats.js';
+import { carePlanSchemas } from './schemas.js';
+
+function bodyValidator(allErrors: boolean): Ajv {
+  // Bodies: no coercion, unknown properties rejected (never stripped), every error reported (up to a limit).
+  // Errors are appended, not copied per reference: allErrors stays linear in the body's size (ajv-code.ts).
+  const ajv = new Ajv({
+    allErrors,
+    strict: false,
+    coerceTypes: false,
+    removeAdditional: false,
+    useDefaults: false,
+    code: { process: linearErrors },
+  });
+  for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
+  for (const schema of carePlanSchemas) ajv.addSchema(schema);
+  return ajv;
+}
+
+/** A body's allErrors run stops after this many errors (at most MAX_LISTED_ERRORS are listed anyway). */
+const BODY_ERROR_LIMIT = 1000;
+
+/**
+ * Body validation: a first-error validator decides; only an invalid body is run again with every error, stopped
+ * after BODY_ERROR_LIMIT (a body can have an error per JSON value). A stopped run ends with an `errorLimit` error.
+ */
+function boundedBodyValidator(fast: Ajv, all: Ajv, schema: object) {
+  const decide = fast.compile(schema);
+  const report = all.compile(schema);
+  const validate = (data: unknown): boolean => {
+    if (decide(data)) return true;
+    const run = withErrorLimit(BODY_ERROR_LIMIT, report, data);
+    if (run.valid) {
+      validate.errors = decide.errors ?? [];
+      return false;
+    }
+    validate.errors = run.stopped
+      ? [
+          ...run.errors,
+          { instancePath: '', schemaPath: '', keyword: 'errorLimit', params: { limit: BODY_ERROR_LIMIT } },
+        ]
+      : run.errors;
+    return false;
+  };
+  validate.errors = [] as ErrorObject[];
+  return validate;
+}
+
+function parameterValidator(): Ajv {
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    coerceTypes: 'array',
+    removeAdditional: false,
+    useDefaults: true,
+  });
+  for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
+  return ajv;
+}
+
+/**
+ * Installs the validators on the app; returns the check of a whole plan against the API schema (for plans an
+ * edit changed).
+ */
+export function installValidators(app: FastifyInstance): (plan: SharedCarePlan) => ErrorDetail[] {
+  const bodies = bodyValidator(true);
+  const firstErrorBodies = bodyValidator(false);
+  const parameters = parameterValidator();
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? boundedBodyValidator(firstErrorBodies, bodies, schema) : parameters.compile(schema),
+  );
+  const planSchema = bodies.getSchema('SharedCarePlan#');
+  return (plan) =>
+    planSchema?.(plan)
+      ? []
+      : (planSchema?.errors ?? []).map((e) => ({
+          pointer: e.instancePath,
+          detail: e.message ?? 'is invalid',
+        }));
+}
