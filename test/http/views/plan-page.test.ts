@@ -3,13 +3,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
-import {
-  escapeHtml,
-  PLAN_PAGE_CSP,
-  plainDate,
-  prefersHtml,
-  renderPlanPage,
-} from '../../../src/http/views/plan-page.js';
+import { escapeHtml } from '../../../src/http/views/html.js';
+import { plainDate } from '../../../src/http/views/plain-words.js';
+import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../../../src/http/views/plan-page.js';
 import type { SharedCarePlan } from '../../../src/model/care-plan.js';
 
 const example = JSON.parse(
