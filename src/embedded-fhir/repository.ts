@@ -22,7 +22,7 @@ import {
 import type { CreateResourceOptions, ReadHistoryOptions, UpdateResourceOptions } from '@medplum/fhir-router';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
-import { validateFhirResource } from './validation.js';
+import { assertStorable } from './validation.js';
 
 type ResourceMaps = Map<string, Map<string, Resource>>;
 type HistoryMaps = Map<string, Map<string, Resource[]>>;
@@ -310,7 +310,7 @@ export class EmbeddedRepository extends MemoryRepository {
       const { versionId: _v, lastUpdated: _l, ...meta } = toStore.meta;
       toStore.meta = meta;
     }
-    validateFhirResource(toStore);
+    assertStorable(toStore);
     this.recordUndo(toStore.resourceType, toStore.id);
     return super.createResource(toStore);
   }

@@ -20,7 +20,7 @@ import { getValueSetCodes } from './definitions.js';
  * Every issue carries `expression` (where) and `diagnostics` (what), as clients expect.
  * @param resource - The resource to validate.
  */
-export function validateFhirResource(resource: Resource): void {
+export function assertStorable(resource: Resource): void {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
     throw new OperationOutcomeError(invalid('Resource must be a JSON object', []));
   }
