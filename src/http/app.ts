@@ -12,6 +12,7 @@ import type { AppConfig, Config } from '../config.js';
 import { warmUpValidators } from '../fhir/validation/index.js';
 import { loggerOptions as pinoOptions, requestIdFrom } from '../logging.js';
 import { clientErrorHandler } from './client-errors.js';
+import audit from './plugins/audit.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
@@ -105,6 +106,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(errors);
   await app.register(security);
   await app.register(auth);
+  await app.register(audit);
   for (const schema of carePlanSchemas) app.addSchema(schema);
   await app.register(docs);
   await app.register(healthRoutes);

@@ -17,7 +17,7 @@ import { FhirGateway, FhirServerError } from '../../src/fhir/client/gateway.js';
 import { SmartBackendAuth } from '../../src/fhir/client/smart-backend-auth.js';
 import { US_CORE_PROVENANCE } from '../../src/fhir/mapping/provenance.js';
 import { buildApp } from '../../src/http/app.js';
-import { ROUTE_ACCESS } from '../../src/http/plugins/auth.js';
+import { ROUTE_ACCESS } from '../../src/http/route-access.js';
 import { loggerOptions } from '../../src/logging.js';
 import type { SharedCarePlan } from '../../src/model/care-plan.js';
 import {

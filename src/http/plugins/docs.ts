@@ -3,8 +3,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { isPublicRoute } from '../route-access.js';
 import { exampleFhirBundle, exampleFhirCarePlan, examplePlan } from '../schemas.js';
-import { isPublicRoute } from './auth.js';
 import { offeredTypes } from './conformance.js';
 
 type OpenApi = {
@@ -95,7 +95,7 @@ function addDocsPage(document: OpenApi): OpenApi {
 
 /**
  * The bearer token security scheme (Swagger UI then offers "Authorize"), required by every operation but the
- * public ones (`security: []`, see isPublicRoute in src/http/plugins/auth.ts); those that need a token also answer 401
+ * public ones (`security: []`, see isPublicRoute in src/http/route-access.ts); those that need a token also answer 401
  * and 403. Every operation can meet the rate limit (429, except the health probes), the header size limit
  * (431), and, where it declares the media types of its answers, content negotiation (406).
  */

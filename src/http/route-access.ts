@@ -1,0 +1,70 @@
+// The access table: the SMART permission each route needs, and the routes that are public. Every route must be in
+// it (plugins/auth.ts refuses to start otherwise).
+import type { FastifyRequest } from 'fastify';
+import type { Permission } from '../auth/caller.js';
+
+export interface RouteAccess {
+  /** The SMART permission on CarePlan the route needs; `any`: any CarePlan scope at all. */
+  permission: Permission | 'any';
+  /** The operation, as the audit log names it. */
+  action: string;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `public`, or the access rule of a route not listed in ROUTE_ACCESS. */
+    auth?: 'public' | RouteAccess;
+  }
+}
+
+/**
+ * The permission each route needs. SMART v2: c create, r read (one plan, its versions), u update, d delete,
+ * s search (searches and the change feed). Ending a plan (DELETE) needs d; changing its goals and activities
+ * is an update of the plan (u). $to-fhir and $from-fhir read and store nothing, but are part of the care plan
+ * API: any CarePlan scope will do.
+ */
+export const ROUTE_ACCESS: Record<string, RouteAccess> = {
+  'POST /care-plans': { permission: 'c', action: 'create' },
+  'GET /care-plans': { permission: 's', action: 'search' },
+  'GET /care-plans/changes': { permission: 's', action: 'changes' },
+  'GET /care-plans/:id': { permission: 'r', action: 'read' },
+  'PUT /care-plans/:id': { permission: 'u', action: 'replace' },
+  'DELETE /care-plans/:id': { permission: 'd', action: 'end' },
+  'GET /care-plans/:id/history': { permission: 'r', action: 'history' },
+  'POST /care-plans/:id/goals': { permission: 'u', action: 'goal-add' },
+  'PATCH /care-plans/:id/goals/:goalId': { permission: 'u', action: 'goal-change' },
+  'DELETE /care-plans/:id/goals/:goalId': { permission: 'u', action: 'goal-remove' },
+  'POST /care-plans/:id/activities': { permission: 'u', action: 'activity-add' },
+  'PATCH /care-plans/:id/activities/:activityId': { permission: 'u', action: 'activity-change' },
+  'DELETE /care-plans/:id/activities/:activityId': { permission: 'u', action: 'activity-remove' },
+  'POST /care-plans/$to-fhir': { permission: 'any', action: 'to-fhir' },
+  'POST /care-plans/$from-fhir': { permission: 'any', action: 'from-fhir' },
+};
+
+/** Health probes, the API documentation, and the project's FHIR definitions (served at their canonical URLs). */
+const PUBLIC_PATHS = new Set([
+  '/health/live',
+  '/health/ready',
+  '/openapi.json',
+  '/docs',
+  '/fhir/:type/:id',
+  '/.well-known/jwks.json',
+]);
+
+export function isPublicRoute(url: string | undefined): boolean {
+  return url !== undefined && (PUBLIC_PATHS.has(url) || url.startsWith('/docs/'));
+}
+
+/** A path (not a route pattern) of a public route: another method there is a 405 that needs no token. */
+function isPublicPath(path: string): boolean {
+  return isPublicRoute(path) || /^\/fhir\/[^/]+\/[^/]+$/.test(path);
+}
+
+export function accessOf(request: FastifyRequest): RouteAccess | 'public' | undefined {
+  const { url, config } = request.routeOptions;
+  if (config?.auth) return config.auth;
+  if (isPublicRoute(url)) return 'public';
+  if (url === undefined) return isPublicPath(request.url.split('?')[0]) ? 'public' : undefined;
+  const method = request.method === 'HEAD' ? 'GET' : request.method;
+  return ROUTE_ACCESS[`${method} ${url}`];
+}
