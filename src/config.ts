@@ -244,7 +244,7 @@ export const DEFAULT_SMART_SCOPE = [
 
 /**
  * Request body shape limits: with them, the worst body validates in well under 50 ms of blocking here (README,
- * Security, "Limits"; test/bounded-work.test.ts).
+ * Security, "Limits"; test/http/plugins/json-body.test.ts).
  */
 export const DEFAULT_BODY_MAX_JSON_VALUES = 10_000;
 export const DEFAULT_BODY_MAX_ARRAY_ITEMS = 1_000;

@@ -1,5 +1,5 @@
 // The worst request bodies we could construct within the default body limit (1 MiB) and the JSON shape limits, for
-// every endpoint that takes a body (test/bounded-work.test.ts; README, Security, "Limits").
+// every endpoint that takes a body (test/http/plugins/json-body.test.ts; README, Security, "Limits").
 
 export interface WorstCase {
   name: string;
