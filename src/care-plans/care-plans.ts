@@ -35,13 +35,16 @@ export interface CarePlansOptions {
 }
 
 export class CarePlans {
+  /** The mapping every use case maps and validates through. */
+  readonly mapping: PlanFhir;
   private readonly deps: UseCaseDeps;
 
   constructor(gateway: FhirGateway, options: CarePlansOptions = {}) {
     const newUuid = options.newUuid ?? randomUUID;
+    this.mapping = new PlanFhir(gateway.baseUrl, newUuid);
     this.deps = {
       repository: new PlanRepository(gateway),
-      mapping: new PlanFhir(gateway.baseUrl, newUuid),
+      mapping: this.mapping,
       newUuid,
       settleMs: options.settleMs ?? 0,
       checkSchema: options.checkSchema ?? (() => []),

@@ -468,11 +468,12 @@ t.test(
     await service.app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(service.app.server.address() as AddressInfo).port}`;
 
-    // How many inputs got past the API schema into the mapping (every write and $to-fhir maps through toFhir).
+    // How many inputs got past the API schema into the mapping (every write and $to-fhir maps through the use
+    // cases' PlanFhir.toFhir).
     let mapped = 0;
-    const carePlans = service.app.carePlans;
-    const toFhir = carePlans.toFhir.bind(carePlans);
-    carePlans.toFhir = (...args) => {
+    const mapping = service.app.carePlans.mapping;
+    const toFhir = mapping.toFhir.bind(mapping);
+    mapping.toFhir = (...args) => {
       mapped++;
       return toFhir(...args);
     };
