@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-INTEGRATION_TESTS=(test/http/routes/care-plans.test.ts test/http/routes/care-plans-sync.test.ts test/http/routes/care-plans-faults.test.ts test/http/routes/care-plans-isolation.test.ts)
+INTEGRATION_TESTS=(test/http/routes/care-plans/basics.test.ts test/http/routes/care-plans/sync.test.ts test/http/routes/care-plans/faults.test.ts test/http/routes/care-plans/isolation.test.ts)
 export HAPI_PORT="${HAPI_PORT:-8090}"
 mkdir -p test-output
 

@@ -13,9 +13,9 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Bundle } from 'fhir/r4.js';
 import t from 'tap';
-import { loadConfig } from '../../../src/config.js';
-import { buildApp } from '../../../src/http/app.js';
-import { examplePlan, quietLogger, startTestService, type TestService } from '../../helpers/service.js';
+import { loadConfig } from '../../../../src/config.js';
+import { buildApp } from '../../../../src/http/app.js';
+import { examplePlan, quietLogger, startTestService, type TestService } from '../../../helpers/service.js';
 
 /** A small seeded random generator, so a failing run can be replayed. */
 function seeded(seed: number) {

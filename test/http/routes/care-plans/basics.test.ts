@@ -1,7 +1,7 @@
 // POST/GET /care-plans through the real app against a real FHIR server, checking what was really stored.
 import type { Bundle, CarePlan, CareTeam, Condition, Goal, Observation } from 'fhir/r4.js';
 import t from 'tap';
-import { countOnServer, examplePlan, startTestService, type TestService } from '../../helpers/service.js';
+import { countOnServer, examplePlan, startTestService, type TestService } from '../../../helpers/service.js';
 
 let service: TestService;
 t.before(async () => {
@@ -285,8 +285,8 @@ t.test('the body limit answers 413', async (t) => {
 });
 
 t.test('a body nesting deeper than 100 levels is refused before anything walks it', async (t) => {
-  const { MAX_JSON_DEPTH } = await import('../../../src/http/plugins/json-body.js');
-  const { scanJson } = await import('../../../src/http/plugins/json-body.js');
+  const { MAX_JSON_DEPTH } = await import('../../../../src/http/plugins/json-body.js');
+  const { scanJson } = await import('../../../../src/http/plugins/json-body.js');
   const nest = (levels: number): unknown => {
     let value: unknown = 'x';
     for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { a: value };
@@ -313,9 +313,9 @@ t.test('a body nesting deeper than 100 levels is refused before anything walks i
 t.test('health: live always, ready when the FHIR server answers', async (t) => {
   t.equal((await service.app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200);
   t.equal((await service.app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 200);
-  const { buildApp } = await import('../../../src/http/app.js');
-  const { loadConfig } = await import('../../../src/config.js');
-  const { quietLogger } = await import('../../helpers/service.js');
+  const { buildApp } = await import('../../../../src/http/app.js');
+  const { loadConfig } = await import('../../../../src/config.js');
+  const { quietLogger } = await import('../../../helpers/service.js');
   const orphan = await buildApp(
     {
       ...loadConfig({ FHIR_TIMEOUT_MS: '500', FHIR_MAX_RETRIES: '0' }),

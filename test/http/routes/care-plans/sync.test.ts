@@ -2,7 +2,7 @@
 // feed, and idempotent creates, all through the real app against a real FHIR server.
 import type { Bundle, CarePlan, Goal } from 'fhir/r4.js';
 import t from 'tap';
-import { countOnServer, examplePlan, startTestService, type TestService } from '../../helpers/service.js';
+import { countOnServer, examplePlan, startTestService, type TestService } from '../../../helpers/service.js';
 
 let service: TestService;
 t.before(async () => {
@@ -370,9 +370,9 @@ t.test('Idempotency-Key: a retry returns the same plan and creates nothing', asy
   // A second instance of the service, sharing the FHIR server, honours the same keys.
   const second = await startTestService({}, {});
   t.teardown(() => second.close());
-  const { buildApp } = await import('../../../src/http/app.js');
-  const { loadConfig } = await import('../../../src/config.js');
-  const { quietLogger } = await import('../../helpers/service.js');
+  const { buildApp } = await import('../../../../src/http/app.js');
+  const { loadConfig } = await import('../../../../src/config.js');
+  const { quietLogger } = await import('../../../helpers/service.js');
   const peer = await buildApp(
     { ...loadConfig({}), fhirBaseUrl: service.fhirBaseUrl },
     { logger: quietLogger },

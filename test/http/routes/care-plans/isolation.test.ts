@@ -9,11 +9,11 @@ import { request as httpRequest } from 'node:http';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Bundle, ElementDefinition, Resource, StructureDefinition } from 'fhir/r4.js';
 import t from 'tap';
-import { PART_SLOTS } from '../../../src/fhir/mapping/plan-parts.js';
-import type { SharedCarePlan } from '../../../src/model/care-plan.js';
-import { fromRoot } from '../../../src/paths.js';
-import { AUDIENCE, ISSUER, type Issuer, startIssuer } from '../../helpers/auth.js';
-import { examplePlan, startTestService, type TestService } from '../../helpers/service.js';
+import { PART_SLOTS } from '../../../../src/fhir/mapping/plan-parts.js';
+import type { SharedCarePlan } from '../../../../src/model/care-plan.js';
+import { fromRoot } from '../../../../src/paths.js';
+import { AUDIENCE, ISSUER, type Issuer, startIssuer } from '../../../helpers/auth.js';
+import { examplePlan, startTestService, type TestService } from '../../../helpers/service.js';
 
 const rand = () => Math.random().toString(36).slice(2, 10);
 /** Appears in every text of B's data (names, goals, statements, the lab result): it must never reach A. */
