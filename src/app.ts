@@ -20,6 +20,7 @@ import { SmartBackendAuth } from './fhir/smart-backend-auth.js';
 import { linearErrors, withErrorLimit } from './fhir/validation/ajv-code.js';
 import { warmUpValidators } from './fhir/validation/index.js';
 import { loggerOptions as pinoOptions, requestIdFrom } from './logging.js';
+import { MeasureService } from './measures/measure-service.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
@@ -30,6 +31,7 @@ import carePlanRoutes from './routes/care-plans.js';
 import definitionRoutes from './routes/definitions.js';
 import healthRoutes from './routes/health.js';
 import jwksRoutes from './routes/jwks.js';
+import measureRoutes from './routes/measures.js';
 import operationRoutes from './routes/operations.js';
 
 declare module 'fastify' {
@@ -38,6 +40,7 @@ declare module 'fastify' {
     carePlans: CarePlanService;
     carePlanStore: CarePlanStore;
     fhir: FhirGateway;
+    measures: MeasureService;
   }
 }
 
@@ -243,6 +246,8 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     }),
   );
 
+  app.decorate('measures', new MeasureService(gateway));
+
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
       { req: request, res: reply, responseTime: Math.round(reply.elapsedTime * 10) / 10 },
@@ -263,6 +268,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(carePlanRoutes);
   await app.register(operationRoutes);
   await app.register(definitionRoutes);
+  await app.register(measureRoutes);
   await app.register(jwksRoutes);
   return app;
 }

@@ -79,9 +79,14 @@ export const ROUTE_ACCESS: Record<string, RouteAccess> = {
   'DELETE /care-plans/:id/activities/:activityId': { permission: 'u', action: 'activity-remove' },
   'POST /care-plans/$to-fhir': { permission: 'any', action: 'to-fhir' },
   'POST /care-plans/$from-fhir': { permission: 'any', action: 'from-fhir' },
+  // Figures over many plans: a search of CarePlan (a patient/ token: its own patient's plans only).
+  'GET /measures/:id/report': { permission: 's', action: 'measure-report' },
 };
 
-/** Health probes, the API documentation, and the project's FHIR definitions (served at their canonical URLs). */
+/**
+ * Health probes, the API documentation, the project's FHIR definitions (served at their canonical URLs) and the list
+ * of measure definitions (no data).
+ */
 const PUBLIC_PATHS = new Set([
   '/health/live',
   '/health/ready',
@@ -89,6 +94,7 @@ const PUBLIC_PATHS = new Set([
   '/docs',
   '/fhir/:type/:id',
   '/.well-known/jwks.json',
+  '/measures',
 ]);
 
 export function isPublicRoute(url: string | undefined): boolean {

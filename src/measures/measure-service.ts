@@ -1,0 +1,173 @@
+// The measures use case: pages through the CarePlans on the FHIR server (keyset on _lastUpdated, a bounded page at
+// a time), reads each page's own parts in one batch (and, for goal-follow-up, the Goals' histories in batches),
+// applies the criteria plan by plan and keeps only the counts. Memory holds one page, never the population.
+import type { Bundle, CarePlan, Goal as FhirGoal, Resource } from 'fhir/r4.js';
+import { subjectPatient } from '../auth/caller.js';
+import { type PlanContext, problemFromFhirError } from '../care-plan/care-plan-service.js';
+import { ApiProblem } from '../errors.js';
+import type { FhirGateway } from '../fhir/gateway.js';
+import { planFromFhir, resolverFor } from '../fhir/mapping/from-fhir.js';
+import { ownParts, partReferencesOf } from '../fhir/mapping/plan-parts.js';
+import {
+  casesOf,
+  goalsNeedingHistory,
+  type MeasurementPeriod,
+  type PlanCase,
+  planInPeriod,
+} from './criteria.js';
+import type { MeasureId } from './definitions.js';
+import { type MeasureResult, type ReportType, SubjectLimitExceeded, Tally } from './report.js';
+
+export interface ReportRequest {
+  measure: MeasureId;
+  period: MeasurementPeriod;
+  /** Patient/<id>: only that patient's plans. */
+  patient?: string;
+  reportType: ReportType;
+}
+
+export interface MeasureServiceOptions {
+  /** CarePlans read per search page. */
+  pageSize?: number;
+  /** Most subjects a subject-list report lists (per population); more is a 422. */
+  maxSubjects?: number;
+  /** Goal histories read per batch. */
+  historyBatch?: number;
+  now?: () => Date;
+}
+
+/** Versions of a Goal read for goal-follow-up (its latest ones). */
+export const GOAL_HISTORY_VERSIONS = 100;
+
+export class MeasureService {
+  /** Tunable after construction (the tests page through a small population in small pages). */
+  pageSize: number;
+  maxSubjects: number;
+  historyBatch: number;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly gateway: FhirGateway,
+    options: MeasureServiceOptions = {},
+  ) {
+    this.pageSize = options.pageSize ?? 100;
+    this.maxSubjects = options.maxSubjects ?? 10_000;
+    this.historyBatch = options.historyBatch ?? 50;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async report(request: ReportRequest, context: PlanContext): Promise<MeasureResult> {
+    const restricted = context.caller?.patient;
+    // A patient token sees its own patient's figures only; another patient's are absent (404), whether or not
+    // that patient exists, so the answer tells nothing about other patients.
+    if (restricted && request.patient && subjectPatient(request.patient) !== restricted) {
+      throw new ApiProblem('not-found', 'no figures for that patient can be shown to this token', {
+        errors: [{ pointer: '/patient', detail: `this token sees ${restricted} only`, in: 'query' }],
+        denied: true,
+      });
+    }
+    const patient = restricted ?? request.patient;
+    const date = this.now().toISOString();
+    const tally = new Tally(request.reportType === 'subject-list', this.maxSubjects);
+    try {
+      for await (const page of this.carePlanPages(patient, date, context)) {
+        const inScope = page.filter(
+          (c) =>
+            planInPeriod(c, request.period) && (!patient || subjectPatient(c.subject?.reference) === patient),
+        );
+        if (inScope.length === 0) continue;
+        for (const planCase of await this.planCases(request, inScope, context)) {
+          const author = planCase.plan.author?.reference ?? 'none';
+          for (const c of casesOf(request.measure, planCase, request.period)) tally.add(c, author);
+        }
+      }
+    } catch (error) {
+      if (error instanceof SubjectLimitExceeded) {
+        throw new ApiProblem(
+          'unprocessable',
+          `a subject-list report lists at most ${error.limit} subjects per population; narrow the period, filter by patient, or ask for a summary`,
+          { errors: [{ pointer: '/reportType', detail: 'too many subjects to list', in: 'query' }] },
+        );
+      }
+      throw problemFromFhirError(error);
+    }
+    return tally.result({
+      measure: request.measure,
+      period: request.period,
+      ...(patient ? { patient } : {}),
+      date,
+      reportType: request.reportType,
+    });
+  }
+
+  /** The plans of one page with their own parts (and Goal histories where goal-follow-up needs them). */
+  private async planCases(
+    request: ReportRequest,
+    carePlans: CarePlan[],
+    context: PlanContext,
+  ): Promise<PlanCase[]> {
+    // decisions-shared needs only the CarePlan (decisions are its extensions)
+    const found =
+      request.measure === 'decisions-shared'
+        ? new Map<string, Resource>()
+        : await this.gateway.readMany(carePlans.flatMap(partReferencesOf), context);
+    const cases = carePlans.map((carePlan): PlanCase => {
+      const parts = ownParts(carePlan, found);
+      const plan = planFromFhir({ carePlan, resolve: resolverFor(carePlan, parts) });
+      const goals = new Map<string, FhirGoal>();
+      for (const resource of parts.values())
+        if (resource.resourceType === 'Goal' && resource.id) goals.set(resource.id, resource as FhirGoal);
+      return { carePlan, plan, goals };
+    });
+    if (request.measure !== 'goal-follow-up') return cases;
+    const wanted = cases.flatMap((c) => goalsNeedingHistory(c, request.period).map((id) => `Goal/${id}`));
+    const histories = new Map<string, Bundle>();
+    for (let i = 0; i < wanted.length; i += this.historyBatch) {
+      const batch = await this.gateway.historyMany(
+        wanted.slice(i, i + this.historyBatch),
+        GOAL_HISTORY_VERSIONS,
+        context,
+      );
+      for (const [reference, history] of batch) histories.set(reference.slice('Goal/'.length), history);
+    }
+    return cases.map((c) => ({ ...c, goalHistories: histories }));
+  }
+
+  /**
+   * The CarePlans as they were last changed up to `asOf`, a page at a time, oldest change first: a keyset on
+   * meta.lastUpdated (the last time seen and the ids seen at it), so it works on servers without paging links and
+   * holds one page. A plan changed after `asOf` is left to the next report.
+   */
+  private async *carePlanPages(
+    patient: string | undefined,
+    asOf: string,
+    context: PlanContext,
+  ): AsyncGenerator<CarePlan[]> {
+    const until = Date.parse(asOf);
+    let position: { t: string; seen: string[] } | undefined;
+    for (;;) {
+      const seen = new Set(position?.seen ?? []);
+      const params: Record<string, string | string[]> = {
+        _sort: '_lastUpdated',
+        _count: String(this.pageSize + seen.size),
+        _lastUpdated: position?.t ? [`ge${position.t}`, `le${asOf}`] : `le${asOf}`,
+      };
+      if (patient) params.subject = patient;
+      const bundle = await this.gateway.search('CarePlan', params, context);
+      const carePlans = (bundle.entry ?? [])
+        .map((e) => e.resource as CarePlan)
+        .filter(
+          (c) =>
+            c?.resourceType === 'CarePlan' &&
+            !!c.meta?.lastUpdated &&
+            Date.parse(c.meta.lastUpdated) <= until,
+        )
+        .filter((c) => !(c.meta?.lastUpdated === position?.t && seen.has(c.id as string)));
+      if (carePlans.length === 0) return;
+      yield carePlans;
+      const last = carePlans[carePlans.length - 1].meta?.lastUpdated as string;
+      const tied = carePlans.filter((c) => c.meta?.lastUpdated === last).map((c) => c.id as string);
+      position = { t: last, seen: last === position?.t ? [...seen, ...tied] : tied };
+    }
+  }
+}
