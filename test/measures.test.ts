@@ -31,6 +31,34 @@ t.before(async () => {
     await service.newPatient('m3'),
   ];
   population = specs(40, patients);
+  // A plan another system wrote (no identifier of this service), active in the period: it is not counted, so
+  // every expectation below (computed from the specs alone) also shows that.
+  const foreign = planOf(population[0]);
+  const stored = await service.fhir('CarePlan', {
+    method: 'POST',
+    body: JSON.stringify({
+      resourceType: 'CarePlan',
+      status: 'active',
+      intent: 'plan',
+      subject: { reference: patients[0] },
+      period: foreign.period,
+      author: foreign.author,
+      extension: [
+        {
+          url: 'https://shared-care-plans.org/fhir/StructureDefinition/shared-decision',
+          extension: [
+            { url: 'question', valueString: 'Which way?' },
+            { url: 'option', extension: [{ url: 'title', valueString: 'A' }] },
+            { url: 'option', extension: [{ url: 'title', valueString: 'B' }] },
+            { url: 'chosenOption', valueString: 'A' },
+            { url: 'rationale', valueString: 'because' },
+            { url: 'participant', valueReference: { reference: patients[0] } },
+          ],
+        },
+      ],
+    }),
+  });
+  if (stored.status !== 201) throw new Error(`foreign plan: ${JSON.stringify(stored.body)}`);
   for (const spec of population) {
     const created = await service.app.inject({
       method: 'POST',
