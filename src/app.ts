@@ -21,6 +21,7 @@ import { linearErrors, withErrorLimit } from './fhir/validation/ajv-code.js';
 import { warmUpValidators } from './fhir/validation/index.js';
 import { loggerOptions as pinoOptions, requestIdFrom } from './logging.js';
 import { MeasureService } from './measures/measure-service.js';
+import { ReportJobs } from './measures/report-jobs.js';
 import auth from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
@@ -41,6 +42,7 @@ declare module 'fastify' {
     carePlanStore: CarePlanStore;
     fhir: FhirGateway;
     measures: MeasureService;
+    measureJobs: ReportJobs;
   }
 }
 
@@ -247,6 +249,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   );
 
   app.decorate('measures', new MeasureService(gateway));
+  app.decorate('measureJobs', new ReportJobs());
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(

@@ -91,3 +91,47 @@ t.test('the measure definitions are public', async (t) => {
   t.equal((await service.app.inject({ url: '/measures' })).statusCode, 200);
   t.equal((await service.app.inject({ url: '/fhir/Measure/goal-follow-up' })).statusCode, 200);
 });
+
+t.test('an asynchronous report is its caller’s only', async (t) => {
+  const token = await patientToken(PATIENTS[0]);
+  const started = await report(token, PERIOD);
+  t.equal(started.statusCode, 200, 'without Prefer: synchronous');
+  const job = await service.app.inject({
+    url: `/measures/goals-agreed-by-patient/report?${PERIOD}`,
+    headers: { authorization: `Bearer ${token}`, prefer: 'respond-async' },
+  });
+  t.equal(job.statusCode, 202);
+  const location = job.headers['content-location'] as string;
+  const other = await patientToken(PATIENTS[1]);
+  t.equal(
+    (await service.app.inject({ url: location, headers: { authorization: `Bearer ${other}` } })).statusCode,
+    404,
+  );
+  const quality = await issuer.token({ scope: 'user/CarePlan.rs', client_id: 'quality-team' });
+  t.equal(
+    (await service.app.inject({ url: location, headers: { authorization: `Bearer ${quality}` } })).statusCode,
+    404,
+  );
+  t.equal(
+    (
+      await service.app.inject({
+        method: 'DELETE',
+        url: location,
+        headers: { authorization: `Bearer ${other}` },
+      })
+    ).statusCode,
+    404,
+  );
+  let status = await service.app.inject({ url: location, headers: { authorization: `Bearer ${token}` } });
+  for (let polls = 0; status.statusCode === 202 && polls < 600; polls++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    status = await service.app.inject({ url: location, headers: { authorization: `Bearer ${token}` } });
+  }
+  t.equal(status.statusCode, 200);
+  t.same(status.json().populations, ofPatient(PATIENTS[0]).populations);
+  const foreign = await service.app.inject({
+    url: `/measures/goals-agreed-by-patient/report?${PERIOD}&patient=${PATIENTS[1]}`,
+    headers: { authorization: `Bearer ${token}`, prefer: 'respond-async' },
+  });
+  t.equal(foreign.statusCode, 404, 'another patient’s filter is refused at once, also asynchronously');
+});

@@ -24,6 +24,7 @@ t.before(async () => {
   // A small page size, so that the report pages through the FHIR server many times.
   service = await startTestService();
   service.app.measures.pageSize = 7;
+  service.app.measures.partsChunk = 3;
   service.app.measures.historyBatch = 3;
   const patients = [
     await service.newPatient('m1'),
@@ -250,4 +251,65 @@ t.test('a subject-list longer than the limit is a 422, not an unbounded answer',
   t.equal(answer.statusCode, 422);
   t.match(answer.json().detail, /at most 3 subjects/);
   t.equal((await report('goals-agreed-by-patient')).statusCode, 200, 'a summary is not limited');
+});
+
+t.test('Prefer: respond-async answers 202 with a status URL, then the same report', async (t) => {
+  const query = `${PERIOD}&reportType=subject-list`;
+  const started = await service.app.inject({
+    url: `/measures/barriers-addressed/report?${query}`,
+    headers: { prefer: 'respond-async' },
+  });
+  t.equal(started.statusCode, 202, started.body);
+  const location = started.headers['content-location'] as string;
+  t.match(location, /^\/measures\/report-jobs\/[0-9a-f-]{36}$/);
+  let status = await service.app.inject({ url: location });
+  const progress = new Set<string>();
+  for (let polls = 0; status.statusCode === 202 && polls < 600; polls++) {
+    progress.add(String(status.headers['x-progress']));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    status = await service.app.inject({ url: location });
+  }
+  t.ok(
+    [...progress].every((p) => /^\d+ plans read$/.test(p)),
+    `progress while running: ${[...progress]}`,
+  );
+  t.equal(status.statusCode, 200, status.body);
+  const want = expected('barriers-addressed', population);
+  t.same(status.json().populations, want.populations, 'the report the synchronous request gives');
+  t.equal(status.json().subjects.initialPopulation.length, want.populations.initialPopulation);
+  const fhir = await service.app.inject({ url: location, headers: { accept: 'application/fhir+json' } });
+  t.equal(fhir.json().resourceType, 'MeasureReport');
+  t.equal(fhir.json().type, 'subject-list');
+
+  const forgotten = await service.app.inject({ method: 'DELETE', url: location });
+  t.equal(forgotten.statusCode, 202, `forgotten: ${forgotten.body}`);
+  const gone = await service.app.inject({ url: location });
+  t.equal(gone.statusCode, 404, gone.body);
+  const again = await service.app.inject({ method: 'DELETE', url: location });
+  t.equal(again.statusCode, 404, again.body);
+  const bad = await service.app.inject({ url: '/measures/report-jobs/not-a-job' });
+  t.equal(bad.statusCode, 400, bad.body);
+});
+
+t.test('a cancelled job stops; too many running jobs are a 429', async (t) => {
+  const started = await service.app.inject({
+    url: `/measures/goal-follow-up/report?${PERIOD}`,
+    headers: { prefer: 'respond-wait=1, respond-async' },
+  });
+  t.equal(started.statusCode, 202);
+  const location = started.headers['content-location'] as string;
+  t.equal((await service.app.inject({ method: 'DELETE', url: location })).statusCode, 202);
+  t.equal((await service.app.inject({ url: location })).statusCode, 404, 'gone once cancelled');
+
+  const jobs = service.app.measureJobs;
+  jobs.maxRunning = 0;
+  t.teardown(() => {
+    jobs.maxRunning = 2;
+  });
+  const refused = await service.app.inject({
+    url: `/measures/goal-follow-up/report?${PERIOD}`,
+    headers: { prefer: 'respond-async' },
+  });
+  t.equal(refused.statusCode, 429);
+  t.ok(refused.headers['retry-after']);
 });

@@ -27,8 +27,13 @@ export interface ReportRequest {
 }
 
 export interface MeasureServiceOptions {
-  /** CarePlans read per search page. */
+  /**
+   * CarePlans read per search page. Large: a server may scan and sort every CarePlan for each page (the embedded
+   * one does), so fewer pages cost less; servers with a smaller maximum (HAPI: 50) are paged through all the same.
+   */
   pageSize?: number;
+  /** CarePlans whose parts are read in one batch. */
+  partsChunk?: number;
   /** Most subjects a subject-list report lists (per population); more is a 422. */
   maxSubjects?: number;
   /** Goal histories read per batch. */
@@ -36,12 +41,26 @@ export interface MeasureServiceOptions {
   now?: () => Date;
 }
 
+/**
+ * The parts each measure reads: a part not read stays a reference in the mapped plan, which the measure does not
+ * look at. Goals are read wherever links to goals matter (barriers name the goals they affect).
+ */
+const PARTS_READ: Record<MeasureId, readonly string[]> = {
+  'what-matters-documented': ['Observation'],
+  'patient-expressed-goals': ['Goal', 'CareTeam'],
+  'goals-agreed-by-patient': ['Goal'],
+  'barriers-addressed': ['Goal', 'Observation'],
+  'decisions-shared': [],
+  'goal-follow-up': ['Goal'],
+};
+
 /** Versions of a Goal read for goal-follow-up (its latest ones). */
 export const GOAL_HISTORY_VERSIONS = 100;
 
 export class MeasureService {
   /** Tunable after construction (the tests page through a small population in small pages). */
   pageSize: number;
+  partsChunk: number;
   maxSubjects: number;
   historyBatch: number;
   private readonly now: () => Date;
@@ -50,35 +69,55 @@ export class MeasureService {
     private readonly gateway: FhirGateway,
     options: MeasureServiceOptions = {},
   ) {
-    this.pageSize = options.pageSize ?? 100;
+    this.pageSize = options.pageSize ?? 1000;
+    this.partsChunk = options.partsChunk ?? 100;
     this.maxSubjects = options.maxSubjects ?? 10_000;
     this.historyBatch = options.historyBatch ?? 50;
     this.now = options.now ?? (() => new Date());
   }
 
-  async report(request: ReportRequest, context: PlanContext): Promise<MeasureResult> {
+  /**
+   * A patient token sees its own patient's figures only; another patient's are absent (404), whether or not that
+   * patient exists, so the answer tells nothing about other patients.
+   */
+  checkPatientFilter(request: ReportRequest, context: PlanContext): void {
     const restricted = context.caller?.patient;
-    // A patient token sees its own patient's figures only; another patient's are absent (404), whether or not
-    // that patient exists, so the answer tells nothing about other patients.
     if (restricted && request.patient && subjectPatient(request.patient) !== restricted) {
       throw new ApiProblem('not-found', 'no figures for that patient can be shown to this token', {
         errors: [{ pointer: '/patient', detail: `this token sees ${restricted} only`, in: 'query' }],
         denied: true,
       });
     }
-    const patient = restricted ?? request.patient;
+  }
+
+  /** Computes a report; `signal` stops it between pages, `progress` hears how many CarePlans were read. */
+  async report(
+    request: ReportRequest,
+    context: PlanContext,
+    watch: { signal?: AbortSignal; progress?: (plansRead: number) => void } = {},
+  ): Promise<MeasureResult> {
+    this.checkPatientFilter(request, context);
+    const patient = context.caller?.patient ?? request.patient;
     const date = this.now().toISOString();
     const tally = new Tally(request.reportType === 'subject-list', this.maxSubjects);
+    let plansRead = 0;
     try {
       for await (const page of this.carePlanPages(patient, date, context)) {
+        watch.signal?.throwIfAborted();
+        plansRead += page.length;
+        watch.progress?.(plansRead);
         const inScope = page.filter(
           (c) =>
             planInPeriod(c, request.period) && (!patient || subjectPatient(c.subject?.reference) === patient),
         );
         if (inScope.length === 0) continue;
-        for (const planCase of await this.planCases(request, inScope, context)) {
-          const author = planCase.plan.author?.reference ?? 'none';
-          for (const c of casesOf(request.measure, planCase, request.period)) tally.add(c, author);
+        // Parts are read for a chunk of plans at a time: one batch of a bounded size.
+        for (let i = 0; i < inScope.length; i += this.partsChunk) {
+          const chunk = inScope.slice(i, i + this.partsChunk);
+          for (const planCase of await this.planCases(request, chunk, context)) {
+            const author = planCase.plan.author?.reference ?? 'none';
+            for (const c of casesOf(request.measure, planCase, request.period)) tally.add(c, author);
+          }
         }
       }
     } catch (error) {
@@ -100,17 +139,17 @@ export class MeasureService {
     });
   }
 
-  /** The plans of one page with their own parts (and Goal histories where goal-follow-up needs them). */
+  /** The plans of one chunk with the parts the measure reads (and Goal histories where goal-follow-up needs them). */
   private async planCases(
     request: ReportRequest,
     carePlans: CarePlan[],
     context: PlanContext,
   ): Promise<PlanCase[]> {
-    // decisions-shared needs only the CarePlan (decisions are its extensions)
-    const found =
-      request.measure === 'decisions-shared'
-        ? new Map<string, Resource>()
-        : await this.gateway.readMany(carePlans.flatMap(partReferencesOf), context);
+    const types = PARTS_READ[request.measure];
+    const wantedParts = carePlans.flatMap(partReferencesOf).filter((r) => types.includes(r.split('/')[0]));
+    const found = wantedParts.length
+      ? await this.gateway.readMany(wantedParts, context)
+      : new Map<string, Resource>();
     const cases = carePlans.map((carePlan): PlanCase => {
       const parts = ownParts(carePlan, found);
       const plan = planFromFhir({ carePlan, resolve: resolverFor(carePlan, parts) });

@@ -81,6 +81,8 @@ export const ROUTE_ACCESS: Record<string, RouteAccess> = {
   'POST /care-plans/$from-fhir': { permission: 'any', action: 'from-fhir' },
   // Figures over many plans: a search of CarePlan (a patient/ token: its own patient's plans only).
   'GET /measures/:id/report': { permission: 's', action: 'measure-report' },
+  'GET /measures/report-jobs/:jobId': { permission: 's', action: 'measure-report-status' },
+  'DELETE /measures/report-jobs/:jobId': { permission: 's', action: 'measure-report-cancel' },
 };
 
 /**

@@ -1,10 +1,12 @@
 // /measures: the quality-improvement measures (definitions in src/measures/definitions.ts) and their reports.
 // Thin: parse, check the period, call the MeasureService, answer JSON or a FHIR MeasureReport.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiProblem } from '../errors.js';
 import { FHIR_ID_PATTERN } from '../fhir/fhir-id.js';
 import { MEASURES, type MeasureId, measureUrl, STRATIFIERS } from '../measures/definitions.js';
-import { type ReportType, toMeasureReport } from '../measures/report.js';
+import type { ReportRequest } from '../measures/measure-service.js';
+import { type MeasureResult, type ReportType, toMeasureReport } from '../measures/report.js';
+import { jobOwner, TooManyJobs } from '../measures/report-jobs.js';
 import { callContext } from '../plugins/auth.js';
 import { problems } from './responses.js';
 
@@ -145,6 +147,39 @@ function populationsTextSchema() {
 
 type ReportQuery = { periodStart: string; periodEnd: string; patient?: string; reportType: ReportType };
 
+const reportAnswer = (description: string) => ({
+  description,
+  content: {
+    'application/json': { schema: reportSchema },
+    'application/fhir+json': { schema: { $ref: 'FhirResource#' } },
+  },
+});
+
+const jobParams = {
+  type: 'object',
+  required: ['jobId'],
+  properties: {
+    jobId: {
+      type: 'string',
+      pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+      description: 'From the Content-Location of the 202.',
+    },
+  },
+} as const;
+
+/** The report as JSON, or as a FHIR MeasureReport when the Accept header prefers application/fhir+json. */
+function sendReport(request: FastifyRequest, reply: FastifyReply, result: MeasureResult) {
+  reply.header('vary', 'Accept');
+  if (/application\/fhir\+json/.test(request.answerType)) {
+    return reply.type('application/fhir+json').send(toMeasureReport(result));
+  }
+  return reply.type('application/json').send(result);
+}
+
+/** Prefer: respond-async (RFC 7240), among other preferences. */
+const wantsAsync = (prefer: string | undefined) =>
+  !!prefer?.split(',').some((p) => p.split(';')[0].trim().toLowerCase() === 'respond-async');
+
 export default async function measureRoutes(app: FastifyInstance) {
   app.get(
     '/measures',
@@ -183,7 +218,7 @@ export default async function measureRoutes(app: FastifyInstance) {
     }),
   );
 
-  app.get<{ Params: { id: MeasureId }; Querystring: ReportQuery }>(
+  app.get<{ Params: { id: MeasureId }; Querystring: ReportQuery; Headers: { prefer?: string } }>(
     '/measures/:id/report',
     {
       schema: {
@@ -227,13 +262,23 @@ export default async function measureRoutes(app: FastifyInstance) {
             reportType: { type: 'string', enum: ['summary', 'subject-list'], default: 'summary' },
           },
         },
-        response: {
-          200: {
-            description: 'The report',
-            content: {
-              'application/json': { schema: reportSchema },
-              'application/fhir+json': { schema: { $ref: 'FhirResource#' } },
+        headers: {
+          type: 'object',
+          properties: {
+            prefer: {
+              type: 'string',
+              maxLength: 200,
+              description:
+                'respond-async: answer 202 at once, with the status URL in Content-Location (FHIR asynchronous pattern).',
             },
+          },
+        },
+        response: {
+          200: reportAnswer('The report'),
+          202: {
+            description: 'Prefer: respond-async: the report is being computed; poll the Content-Location.',
+            headers: { 'Content-Location': { type: 'string', description: '/measures/report-jobs/{jobId}' } },
+            type: 'null',
           },
           ...problems(400, 404, 422, 502, 503, 504),
         },
@@ -252,20 +297,89 @@ export default async function measureRoutes(app: FastifyInstance) {
           ],
         });
       }
-      const result = await app.measures.report(
-        {
-          measure: request.params.id,
-          period: { start: periodStart, end: periodEnd },
-          ...(patient ? { patient } : {}),
-          reportType,
-        },
-        callContext(request),
-      );
-      reply.header('vary', 'Accept');
-      if (/application\/fhir\+json/.test(request.answerType)) {
-        return reply.type('application/fhir+json').send(toMeasureReport(result));
+      const reportRequest: ReportRequest = {
+        measure: request.params.id,
+        period: { start: periodStart, end: periodEnd },
+        ...(patient ? { patient } : {}),
+        reportType,
+      };
+      const context = callContext(request);
+      if (!wantsAsync(request.headers.prefer)) {
+        return sendReport(request, reply, await app.measures.report(reportRequest, context));
       }
-      return reply.type('application/json').send(result);
+      // The patient check answers at once (404), not later from the job.
+      app.measures.checkPatientFilter(reportRequest, context);
+      let jobId: string;
+      try {
+        jobId = app.measureJobs.start(jobOwner(context.caller), (signal, progress) =>
+          app.measures.report(reportRequest, context, { signal, progress }),
+        );
+      } catch (error) {
+        if (!(error instanceof TooManyJobs)) throw error;
+        throw new ApiProblem('too-many-requests', `${error.message}; retry later`, {
+          headers: { 'retry-after': '10' },
+        });
+      }
+      return reply.code(202).header('content-location', `/measures/report-jobs/${jobId}`).send();
+    },
+  );
+
+  app.get<{ Params: { jobId: string } }>(
+    '/measures/report-jobs/:jobId',
+    {
+      schema: {
+        tags: ['measures'],
+        operationId: 'readMeasureReportJob',
+        summary: 'The status of a report asked for with Prefer: respond-async, then the report',
+        description:
+          '202 with X-Progress and Retry-After while it is computed; then 200 with the report (JSON, or a FHIR ' +
+          'MeasureReport with Accept: application/fhir+json), or the problem that stopped it. Only the caller that ' +
+          'asked for the report can read it; it is kept 10 minutes after it ends, on the instance that computes it.',
+        params: jobParams,
+        response: {
+          200: reportAnswer('The report'),
+          202: {
+            description: 'Still being computed',
+            headers: {
+              'X-Progress': { type: 'string', description: 'How many plans were read so far.' },
+              'Retry-After': { type: 'string', description: 'Seconds to wait before asking again.' },
+            },
+            type: 'null',
+          },
+          ...problems(400, 404, 422, 502, 503, 504),
+        },
+      },
+    },
+    async (request, reply) => {
+      const job = app.measureJobs.get(jobOwner(callContext(request).caller), request.params.jobId);
+      if (!job) throw new ApiProblem('not-found', 'no such report job (it may have expired)');
+      if (job.state === 'failed') throw job.error;
+      if (job.state === 'running') {
+        return reply
+          .code(202)
+          .header('x-progress', `${job.plansRead} plans read`)
+          .header('retry-after', '2')
+          .send();
+      }
+      return sendReport(request, reply, job.result);
+    },
+  );
+
+  app.delete<{ Params: { jobId: string } }>(
+    '/measures/report-jobs/:jobId',
+    {
+      schema: {
+        tags: ['measures'],
+        operationId: 'cancelMeasureReportJob',
+        summary: 'Cancel a report asked for with Prefer: respond-async (or forget its answer)',
+        params: jobParams,
+        response: { 202: { description: 'Cancelled', type: 'null' }, ...problems(400, 404) },
+      },
+    },
+    async (request, reply) => {
+      if (!app.measureJobs.cancel(jobOwner(callContext(request).caller), request.params.jobId))
+        throw new ApiProblem('not-found', 'no such report job (it may have expired)');
+      return reply.code(202).send();
     },
   );
 }
