@@ -8,11 +8,11 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const DIST = join(ROOT, process.env.BENCH_DIST ?? 'dist');
+const DIST = resolve(ROOT, process.env.BENCH_DIST ?? 'dist');
 const RESULTS = join(ROOT, 'bench', 'results');
 const HOST = '127.0.0.1';
 const SIZES = (process.env.BENCH_MEASURES_PLANS ?? '2500,10000').split(',').map(Number);
