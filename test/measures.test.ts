@@ -219,9 +219,8 @@ t.test('the Measures: listed, served at their canonical URLs, valid FHIR R4', as
   t.equal((await service.app.inject({ url: '/fhir/Measure/no-such-measure' })).statusCode, 404);
 });
 
-t.test('bad input is a clear 400 and changes nothing', async (t) => {
+t.test('bad input is a clear 400 (or 422) naming where', async (t) => {
   const cases: [string, string, string][] = [
-    ['what-matters-documented', `periodStart=${day(10)}&periodEnd=${day(0)}`, '/periodEnd'],
     ['what-matters-documented', 'periodStart=2026-02-30&periodEnd=2026-12-31', '/periodStart'],
     ['what-matters-documented', 'periodStart=2026-01&periodEnd=2026-12-31', '/periodStart'],
     ['what-matters-documented', 'periodEnd=2026-12-31', '/periodStart'],
@@ -230,6 +229,9 @@ t.test('bad input is a clear 400 and changes nothing', async (t) => {
     ['what-matters-documented', `${PERIOD}&color=blue`, '/color'],
     ['no-such-measure', PERIOD, '/id'],
   ];
+  const reversed = await report('what-matters-documented', `periodStart=${day(10)}&periodEnd=${day(0)}`);
+  t.equal(reversed.statusCode, 422, 'each date valid, together no period');
+  t.same(reversed.json().errors?.[0]?.pointer, '/periodEnd');
   for (const [id, query, pointer] of cases) {
     const answer = await report(id, query);
     t.equal(answer.statusCode, 400, `${id}?${query}`);

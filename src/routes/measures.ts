@@ -229,7 +229,9 @@ export default async function measureRoutes(app: FastifyInstance) {
           'Pages through the plans on the FHIR server (memory stays flat). Needs a user/ or system/ scope that allows ' +
           "search of CarePlan (s); a patient/ token gets its own patient's figures only (another patient's filter is a " +
           '404). Accept: application/fhir+json gives a FHIR MeasureReport (type summary, or subject-list with a List of ' +
-          'the resources in each population).',
+          'the resources in each population). Prefer: respond-async answers 202 at once (FHIR asynchronous pattern). ' +
+          'The measures (numerator; README "Quality measures" and GET /fhir/Measure/{id} have every population):\n\n' +
+          MEASURES.map((m) => `- \`${m.id}\` (a case is a ${m.unit}): ${m.numerator}`).join('\n'),
         params: {
           type: 'object',
           required: ['id'],
@@ -287,7 +289,8 @@ export default async function measureRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const { periodStart, periodEnd, patient, reportType } = request.query;
       if (periodStart > periodEnd) {
-        throw new ApiProblem('bad-request', 'the period ends before it starts', {
+        // 422, not 400: each date is valid on its own; only together they make no period (beyond JSON Schema).
+        throw new ApiProblem('unprocessable', 'the period ends before it starts', {
           errors: [
             {
               pointer: '/periodEnd',
