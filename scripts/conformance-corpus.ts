@@ -264,8 +264,11 @@ async function addMeasureResources(app: Awaited<ReturnType<typeof buildApp>>): P
   const list = (await app.inject({ method: 'GET', url: '/measures' })).json() as { items: { id: string }[] };
   for (const { id } of list.items) {
     const measure = await app.inject({ method: 'GET', url: `/fhir/Measure/${id}` });
-    if (measure.statusCode === 200) add('measure', `GET /fhir/Measure/${id}`, measure.json());
-    else problems.push(`Measure/${id}: ${measure.statusCode}`);
+    if (measure.statusCode === 200) {
+      add('measure', `GET /fhir/Measure/${id}`, measure.json());
+      // Also among the definitions the validator loads, so that each MeasureReport's measure resolves.
+      writeFileSync(join(outDir, 'definitions', `Measure-${id}.json`), measure.body);
+    } else problems.push(`Measure/${id}: ${measure.statusCode}`);
     for (const reportType of ['summary', 'subject-list']) {
       const url = `/measures/${id}/report?periodStart=2000-01-01&periodEnd=2100-12-31&reportType=${reportType}`;
       const report = await app.inject({ method: 'GET', url, headers: { accept: 'application/fhir+json' } });

@@ -3,6 +3,7 @@
 // each FHIR Measure (text: no CQL engine runs here) and the README's definitions; criteria.ts implements them.
 import type { Measure } from 'fhir/r4.js';
 import { CANONICAL_BASE } from '../fhir/mapping/codes.js';
+import { escapeXhtml } from '../fhir/mapping/narrative.js';
 
 export type MeasureId =
   | 'what-matters-documented'
@@ -170,9 +171,16 @@ export function measureResource(definition: MeasureDefinition): Measure {
     description,
     criteria: { language: 'text/cql', expression: CQL_NAMES[name], description },
   });
+  const e = escapeXhtml;
+  const populations = POPULATION_NAMES.map((name) => `<li>${CQL_NAMES[name]}: ${e(definition[name])}</li>`);
   return {
     resourceType: 'Measure',
     id: definition.id,
+    // dom-6 (best practice): a narrative, generated from the same words.
+    text: {
+      status: 'generated',
+      div: `<div xmlns="http://www.w3.org/1999/xhtml"><h2>${e(definition.title)}</h2><p>${e(definition.description)}</p><ul>${populations.join('')}</ul></div>`,
+    },
     url: measureUrl(definition.id),
     version: MEASURE_VERSION,
     name: definition.id.replace(/(^|-)([a-z])/g, (_m, _dash, letter: string) => letter.toUpperCase()),
@@ -204,10 +212,10 @@ export function measureResource(definition: MeasureDefinition): Measure {
           criteria('denominatorExclusion', definition.denominatorExclusion),
           criteria('numerator', definition.numerator),
         ],
+        // A stratifier's criteria are optional (0..1): its code and description say what it is.
         stratifier: Object.entries(STRATIFIERS).map(([code, description]) => ({
           code: { text: code },
           description,
-          criteria: { language: 'text/cql', expression: code, description },
         })),
       },
     ],

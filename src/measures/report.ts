@@ -168,8 +168,15 @@ export function toMeasureReport(result: MeasureResult): MeasureReport {
       },
     ],
   };
+  const counts = POPULATION_NAMES.map((name) => `${name} ${result.populations[name]}`).join(', ');
+  const scoreText = result.score === null ? 'no score (empty denominator)' : `score ${result.score}`;
   return {
     resourceType: 'MeasureReport',
+    // dom-6 (best practice): a narrative. Only ids, counts and dates: nothing to escape.
+    text: {
+      status: 'generated',
+      div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${result.measure}, ${result.period.start} to ${result.period.end}${result.patient ? `, ${result.patient}` : ''}: ${scoreText}; ${counts}.</p></div>`,
+    },
     ...(contained.length ? { contained } : {}),
     status: 'complete',
     type: result.reportType,
