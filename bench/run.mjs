@@ -21,7 +21,7 @@
 //
 // Env: BENCH_DURATION_S (10), BENCH_WARMUP_S (3), BENCH_CONNECTIONS (16), BENCH_POOL_SIZE (128),
 //      BENCH_PLAN_SIZE (medium), BENCH_LOG_LEVEL (info: the service's default, i.e. production),
-//      BENCH_READY_SAMPLES (3), BENCH_PHASES (e.g. "floor,toFhir,micro"; default all),
+//      BENCH_READY_SAMPLES (3), BENCH_PHASES (e.g. "floor,toFhir,micro"; default all but measures),
 //      BENCH_CPU_PROF=1 (write .cpuprofile files of the servers under test and of the micro-benchmark to
 //      bench/results/profiles/; summarise them with `node bench/profile-summary.mjs <file>`),
 //      BENCH_ENFORCE_TARGETS=1 (also exit 1 when a target is missed),
@@ -766,6 +766,19 @@ async function main() {
       console.log(
         `${fmt(micro[PLAN_SIZE]?.toFhir.perSecond ?? micro.medium.toFhir.perSecond)} ${PLAN_SIZE} plans/s`,
       );
+  }
+
+  // The measures phase (issue 17; not in the default phases: it loads 10,000 plans): bench/measures.mjs, which
+  // npm run bench:measures also runs alone; its table goes to stdout, its figures to bench/results/measures.json.
+  if (PHASES.includes('measures')) {
+    console.log('bench: phase measures (bench/measures.mjs) ...');
+    const child = spawn(process.execPath, [join(HERE, 'measures.mjs')], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_DIST: DIST },
+    });
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    if (code !== 0) failures.push(`measures: bench/measures.mjs exited ${code}`);
+    else phases.measures = JSON.parse(readFileSync(join(RESULTS, 'measures.json'), 'utf8'));
   }
 
   const rps = (name) => phases[name]?.requestsPerSecond;

@@ -256,6 +256,28 @@ function wrapStandalone(resource: Resource): Resource {
   } as Bundle;
 }
 
+/**
+ * Source `measure` (issue 17): the Measures (GET /fhir/Measure/{id}) and, over the plans written above, each
+ * measure's MeasureReport as summary and as subject-list (GET /measures/{id}/report, Accept: application/fhir+json).
+ */
+async function addMeasureResources(app: Awaited<ReturnType<typeof buildApp>>): Promise<void> {
+  const list = (await app.inject({ method: 'GET', url: '/measures' })).json() as { items: { id: string }[] };
+  for (const { id } of list.items) {
+    const measure = await app.inject({ method: 'GET', url: `/fhir/Measure/${id}` });
+    if (measure.statusCode === 200) {
+      add('measure', `GET /fhir/Measure/${id}`, measure.json());
+      // Also among the definitions the validator loads, so that each MeasureReport's measure resolves.
+      writeFileSync(join(outDir, 'definitions', `Measure-${id}.json`), measure.body);
+    } else problems.push(`Measure/${id}: ${measure.statusCode}`);
+    for (const reportType of ['summary', 'subject-list']) {
+      const url = `/measures/${id}/report?periodStart=2000-01-01&periodEnd=2100-12-31&reportType=${reportType}`;
+      const report = await app.inject({ method: 'GET', url, headers: { accept: 'application/fhir+json' } });
+      if (report.statusCode === 200) add('measure', `GET ${url}`, report.json());
+      else problems.push(`${url}: ${report.statusCode}`);
+    }
+  }
+}
+
 async function main() {
   const started = Date.now();
   const embedded = await startEmbeddedFhirServer({ logger });
@@ -483,6 +505,7 @@ async function main() {
     add('definition', `GET /fhir/${key}`, reply.json());
   }
 
+  await addMeasureResources(app);
   await app.close();
   await proxy.close();
   await embedded.close();

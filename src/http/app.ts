@@ -23,6 +23,7 @@ import carePlanRoutes from './routes/care-plans.js';
 import definitionRoutes from './routes/definitions.js';
 import healthRoutes from './routes/health.js';
 import jwksRoutes from './routes/jwks.js';
+import measureRoutes from './routes/measures.js';
 import operationRoutes from './routes/operations.js';
 import { carePlanSchemas } from './schemas.js';
 import { decorateServices } from './services.js';
@@ -113,6 +114,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(carePlanRoutes);
   await app.register(operationRoutes);
   await app.register(definitionRoutes);
+  await app.register(measureRoutes);
   await app.register(jwksRoutes);
   return app;
 }

@@ -39,9 +39,16 @@ export const ROUTE_ACCESS: Record<string, RouteAccess> = {
   'DELETE /care-plans/:id/activities/:activityId': { permission: 'u', action: 'activity-remove' },
   'POST /care-plans/$to-fhir': { permission: 'any', action: 'to-fhir' },
   'POST /care-plans/$from-fhir': { permission: 'any', action: 'from-fhir' },
+  // Figures over many plans: a search of CarePlan (a patient/ token: its own patient's plans only).
+  'GET /measures/:id/report': { permission: 's', action: 'measure-report' },
+  'GET /measures/report-jobs/:jobId': { permission: 's', action: 'measure-report-status' },
+  'DELETE /measures/report-jobs/:jobId': { permission: 's', action: 'measure-report-cancel' },
 };
 
-/** Health probes, the API documentation, and the project's FHIR definitions (served at their canonical URLs). */
+/**
+ * Health probes, the API documentation, the project's FHIR definitions (served at their canonical URLs) and the list
+ * of measure definitions (no data).
+ */
 const PUBLIC_PATHS = new Set([
   '/health/live',
   '/health/ready',
@@ -49,6 +56,7 @@ const PUBLIC_PATHS = new Set([
   '/docs',
   '/fhir/:type/:id',
   '/.well-known/jwks.json',
+  '/measures',
 ]);
 
 export function isPublicRoute(url: string | undefined): boolean {

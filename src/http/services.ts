@@ -1,10 +1,12 @@
 // The services the routes use, built once from the configuration and decorated on the app: the FHIR gateway
-// (app.fhir) and the care plan use cases (app.carePlans).
+// (app.fhir), the care plan use cases (app.carePlans) and the quality measures (app.measures, app.measureJobs).
 import type { FastifyInstance } from 'fastify';
 import { CarePlans } from '../care-plans/care-plans.js';
 import type { AppConfig } from '../config.js';
 import { FhirGateway } from '../fhir/client/gateway.js';
 import { SmartBackendAuth } from '../fhir/client/smart-backend-auth.js';
+import { MeasureService } from '../measures/measure-service.js';
+import { ReportJobs } from '../measures/report-jobs.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import type { ErrorDetail } from '../model/errors.js';
 import { examplePlan } from './schemas.js';
@@ -14,6 +16,8 @@ declare module 'fastify' {
     config: AppConfig;
     carePlans: CarePlans;
     fhir: FhirGateway;
+    measures: MeasureService;
+    measureJobs: ReportJobs;
   }
 }
 
@@ -51,5 +55,7 @@ export function decorateServices(
   app.decorate('fhir', gateway);
   const carePlans = new CarePlans(gateway, { settleMs: config.changeFeedSettleMs, checkSchema });
   app.decorate('carePlans', carePlans);
+  app.decorate('measures', new MeasureService(gateway));
+  app.decorate('measureJobs', new ReportJobs());
   warmUpMapping(carePlans);
 }

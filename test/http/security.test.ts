@@ -272,6 +272,14 @@ t.test(
     ).json();
 
     // One real request per route, each of which would succeed with the right token.
+    // The measures (issue 17): patient A's figures, and a report job of the admin's client.
+    const measureReport = `/measures/goals-agreed-by-patient/report?periodStart=2026-01-01&periodEnd=2026-12-31&patient=${PATIENT_A}`;
+    const job = await send(
+      service,
+      { method: 'GET', url: measureReport, headers: { prefer: 'respond-async' } },
+      admin,
+    );
+    const jobUrl = job.headers['content-location'] as string;
     const calls: Record<string, Call> = {
       'POST /care-plans': { method: 'POST', url: '/care-plans', body: planFor(PATIENT_A, NAME_A) },
       'GET /care-plans': { method: 'GET', url: `/care-plans?patient=${PATIENT_A}` },
@@ -325,6 +333,9 @@ t.test(
         body: planFor(PATIENT_A, NAME_A),
       },
       'POST /care-plans/$from-fhir': { method: 'POST', url: '/care-plans/$from-fhir', body: toFhir },
+      'GET /measures/:id/report': { method: 'GET', url: measureReport },
+      'GET /measures/report-jobs/:jobId': { method: 'GET', url: jobUrl },
+      'DELETE /measures/report-jobs/:jobId': { method: 'DELETE', url: jobUrl },
     };
     t.same(
       Object.keys(calls).sort(),
@@ -384,7 +395,8 @@ t.test(
       t.equal(insufficient.json().type, 'https://shared-care-plans.org/problems/forbidden');
 
       const other = await send(service, call, patientB);
-      const expected = route.includes(':id')
+      // Another patient's plan, figures (the patient filter) or report job: absent.
+      const expected = /:id\b|:jobId/.test(route)
         ? 404
         : route === 'POST /care-plans' || route === 'GET /care-plans'
           ? 403

@@ -259,15 +259,42 @@ export class FhirGateway {
     return body as unknown as Bundle;
   }
 
+  /** A search; a parameter given several values (an array) is repeated, and all of them apply. */
   async search(
     resourceType: string,
-    searchParams: Record<string, string>,
+    searchParams: Record<string, string | string[]>,
     context: CallContext,
   ): Promise<Bundle> {
     const { body } = await this.call(true, context, (options) =>
       this.client.search({ resourceType, searchParams, options }),
     );
     return body as unknown as Bundle;
+  }
+
+  /**
+   * The instance histories of several resources (Type/id) in one batch, at most `count` versions each (newest
+   * first); a resource whose history cannot be read is simply absent from the result.
+   */
+  async historyMany(references: string[], count: number, context: CallContext): Promise<Map<string, Bundle>> {
+    const found = new Map<string, Bundle>();
+    const unique = [...new Set(references)].filter((reference) => !!parseLiteralReference(reference));
+    if (unique.length === 0) return found;
+    const bundle: Bundle = {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: unique.map((reference) => ({
+        request: { method: 'GET', url: `${reference}/_history?_count=${count}` },
+      })),
+    };
+    const { body } = await this.call(true, context, (options) =>
+      this.client.batch({ body: bundle as never, options }),
+    );
+    ((body as unknown as Bundle).entry ?? []).forEach((entry, index) => {
+      const history = entry.resource as Bundle | undefined;
+      if (history?.resourceType === 'Bundle' && entry.response?.status?.startsWith('200'))
+        found.set(unique[index], history);
+    });
+    return found;
   }
 
   async history(resourceType: string, id: string, context: CallContext): Promise<Bundle> {

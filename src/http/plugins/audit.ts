@@ -21,7 +21,10 @@ const PLAN_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 function auditPlanId(request: FastifyRequest, status: number, location: unknown): string | undefined {
   // A 404 that hides another patient's plan names a real plan (and is worth auditing).
   if (status === 404 ? !request.auditDenied : [400, 401, 403].includes(status)) return undefined;
-  const id = (request.params as { id?: unknown } | undefined)?.id;
+  // Only the care plan routes have a plan id in the path (a measure's id is not a plan's).
+  const id = request.routeOptions.url?.startsWith('/care-plans')
+    ? (request.params as { id?: unknown } | undefined)?.id
+    : undefined;
   if (typeof id === 'string' && PLAN_ID.test(id)) return id;
   const created =
     typeof location === 'string' ? /^\/care-plans\/([A-Za-z0-9\-.]{1,64})$/.exec(location) : null;

@@ -341,6 +341,7 @@ t.test(
       '/health/live',
       '/health/ready',
       '/fhir/{type}/{id}',
+      '/measures',
     ];
     for (const path of publicPaths) {
       const operation = document.paths[path]?.get;
