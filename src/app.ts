@@ -31,6 +31,9 @@ import definitionRoutes from './routes/definitions.js';
 import healthRoutes from './routes/health.js';
 import jwksRoutes from './routes/jwks.js';
 import operationRoutes from './routes/operations.js';
+import subscriptionRoutes, { subscriptionSchemas } from './routes/subscriptions.js';
+import { DeliveryWorker } from './subscriptions/delivery-worker.js';
+import { SubscriptionService } from './subscriptions/subscription-service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -38,6 +41,8 @@ declare module 'fastify' {
     carePlans: CarePlanService;
     carePlanStore: CarePlanStore;
     fhir: FhirGateway;
+    subscriptions: SubscriptionService;
+    deliveryWorker: DeliveryWorker;
   }
 }
 
@@ -243,6 +248,20 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     }),
   );
 
+  // Webhook deliveries run beside the API, never inside a request: started when the app is ready, stopped on close.
+  const worker = new DeliveryWorker(gateway, {
+    config: config.webhooks,
+    settleMs: config.changeFeedSettleMs,
+    logger: app.log,
+  });
+  app.decorate('deliveryWorker', worker);
+  app.decorate(
+    'subscriptions',
+    new SubscriptionService(gateway, config.webhooks, worker, config.changeFeedSettleMs),
+  );
+  app.addHook('onReady', async () => worker.start());
+  app.addHook('onClose', async () => worker.stop());
+
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
       { req: request, res: reply, responseTime: Math.round(reply.elapsedTime * 10) / 10 },
@@ -258,11 +277,13 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(security);
   await app.register(auth);
   for (const schema of carePlanSchemas) app.addSchema(schema);
+  for (const schema of subscriptionSchemas) app.addSchema(schema);
   await app.register(docs);
   await app.register(healthRoutes);
   await app.register(carePlanRoutes);
   await app.register(operationRoutes);
   await app.register(definitionRoutes);
   await app.register(jwksRoutes);
+  await app.register(subscriptionRoutes);
   return app;
 }

@@ -46,6 +46,7 @@ export const PROBLEM_TYPES = {
   'precondition-required': { status: 428, title: 'If-Match is required' },
   'too-many-requests': { status: 429, title: 'Too many requests' },
   'auth-unavailable': { status: 503, title: 'The access token cannot be checked now' },
+  'webhooks-unavailable': { status: 503, title: 'Webhook subscriptions are not configured' },
   'mapping-failed': { status: 500, title: 'The service produced invalid FHIR (a bug in the service)' },
   internal: { status: 500, title: 'Internal error' },
   'fhir-server-error': { status: 502, title: 'The FHIR server failed' },

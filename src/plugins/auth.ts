@@ -31,6 +31,7 @@ import {
   decide,
   type Permission,
   patientReference,
+  type ScopedResource,
   scopesOf,
 } from '../auth/caller.js';
 import type { PlanContext } from '../care-plan/care-plan-service.js';
@@ -41,6 +42,8 @@ export interface RouteAccess {
   permission: Permission | 'any';
   /** The operation, as the audit log names it. */
   action: string;
+  /** The resource the SMART permission is on (default CarePlan). */
+  resource?: ScopedResource;
 }
 
 declare module 'fastify' {
@@ -79,6 +82,21 @@ export const ROUTE_ACCESS: Record<string, RouteAccess> = {
   'DELETE /care-plans/:id/activities/:activityId': { permission: 'u', action: 'activity-remove' },
   'POST /care-plans/$to-fhir': { permission: 'any', action: 'to-fhir' },
   'POST /care-plans/$from-fhir': { permission: 'any', action: 'from-fhir' },
+  // Webhook subscriptions: SMART scopes on Subscription (system/Subscription.cruds, patient/Subscription.cruds...).
+  'POST /subscriptions': { permission: 'c', action: 'subscription-create', resource: 'Subscription' },
+  'GET /subscriptions': { permission: 's', action: 'subscription-list', resource: 'Subscription' },
+  'GET /subscriptions/:id': { permission: 'r', action: 'subscription-read', resource: 'Subscription' },
+  'DELETE /subscriptions/:id': { permission: 'd', action: 'subscription-delete', resource: 'Subscription' },
+  'GET /subscriptions/:id/status': {
+    permission: 'r',
+    action: 'subscription-status',
+    resource: 'Subscription',
+  },
+  'POST /subscriptions/:id/$replay': {
+    permission: 'u',
+    action: 'subscription-replay',
+    resource: 'Subscription',
+  },
 };
 
 /** Health probes, the API documentation, and the project's FHIR definitions (served at their canonical URLs). */
@@ -177,6 +195,7 @@ export function callerFromPayload(payload: JWTPayload): Caller {
     fhirUser: str(claims.fhirUser),
     patientClaim: patientReference(claims.patient),
     grants: carePlanGrants(scopesOf(claims)),
+    subscriptionGrants: carePlanGrants(scopesOf(claims), 'Subscription'),
   };
 }
 
@@ -279,7 +298,9 @@ function auditPlanId(request: FastifyRequest, status: number, location: unknown)
   const id = (request.params as { id?: unknown } | undefined)?.id;
   if (typeof id === 'string' && PLAN_ID.test(id)) return id;
   const created =
-    typeof location === 'string' ? /^\/care-plans\/([A-Za-z0-9\-.]{1,64})$/.exec(location) : null;
+    typeof location === 'string'
+      ? /^\/(?:care-plans|subscriptions)\/([A-Za-z0-9\-.]{1,64})$/.exec(location)
+      : null;
   return created?.[1];
 }
 
@@ -349,7 +370,7 @@ export default fp(async function auth(app: FastifyInstance) {
     if (access === 'public') return payload;
     if (request.authFailure) throw request.authFailure;
     if (!access || !request.caller) return payload; // no such route: the 404 follows
-    const decision = decide(request.caller, access.permission);
+    const decision = decide(request.caller, access.permission, access.resource);
     if (!decision.allowed) {
       throw new ApiProblem('forbidden', `the access token does not allow this: ${decision.reason}`, {
         headers: {
@@ -379,7 +400,11 @@ export default fp(async function auth(app: FastifyInstance) {
         who: caller ? (caller.kind === 'anonymous' ? 'anonymous' : caller.clientId) : 'unauthenticated',
         ...(caller?.subject && caller.subject !== caller.clientId ? { user: caller.subject } : {}),
         ...(caller?.patient ? { patientScoped: true } : {}),
-        planId: auditPlanId(request, status, reply.getHeader('location')),
+        [access.resource === 'Subscription' ? 'subscriptionId' : 'planId']: auditPlanId(
+          request,
+          status,
+          reply.getHeader('location'),
+        ),
         operation: access.action,
         outcome:
           status < 400
