@@ -19,7 +19,7 @@ export interface WorkerOptions {
 }
 
 /** Events fetched at once into a subscription's queue. */
-const QUEUE_FILL = 100;
+const QUEUE_FILL = 250;
 
 export function deliveryBody(sub: { id: string }, event: PlanEvent, eventNumber: number): string {
   return JSON.stringify({
@@ -150,19 +150,44 @@ export class DeliveryWorker {
     }
     let queue: PlanEvent[] = [];
     let queuedAfter: Position | undefined;
+    // Acknowledgements are recorded (checkpointed) at most every pollMs, and always before idling, on a failure
+    // and on stop: a crash in between sends those events again, which a receiver may see only after a failure.
+    let dirty = false;
+    let savedAt = Date.now();
+    let mustRead = true;
+    const checkpoint = async (change: { lease?: 'release'; status?: WebhookSubscription['status'] } = {}) => {
+      const state = change.lease === 'release' ? { ...sub.state, lease: undefined } : this.leased(sub.state);
+      try {
+        sub = await this.store.save(sub, { state, ...(change.status ? { status: change.status } : {}) });
+      } catch (error) {
+        if (!isLostRace(error)) throw error;
+        mustRead = true; // deleted, replayed, or the lease taken: the next read tells
+      }
+      dirty = false;
+      savedAt = Date.now();
+    };
     while (!signal.aborted && !this.stopped) {
-      const fresh = await this.store.read(sub.id, {});
-      const lease = fresh?.state.lease;
-      if (!fresh || !lease || fresh.status !== 'active' || lease.owner !== this.instance) return;
-      sub = fresh;
+      if (mustRead) {
+        const fresh = await this.store.read(sub.id, {});
+        const lease = fresh?.state.lease;
+        if (!fresh || !lease || lease.owner !== this.instance) return;
+        sub = fresh;
+        mustRead = false;
+        if (fresh.status !== 'active') {
+          // Turned off (DELETE waits for this): hand the lease back.
+          await checkpoint({ lease: 'release' });
+          return;
+        }
+      }
       const now = Date.now();
-      if (Date.parse(lease.until) - now < config.leaseMs / 2) {
-        sub = await this.saveOrStop(sub, { state: this.leased(sub.state) });
+      if (Date.parse(sub.state.lease?.until ?? '') - now < config.leaseMs / 2) {
+        await checkpoint();
         continue;
       }
       const nextAt = sub.state.retry ? Date.parse(sub.state.retry.nextAt) : 0;
       if (nextAt > now) {
         await this.sleep(Math.min(nextAt - now, config.leaseMs / 4), signal);
+        mustRead = true;
         continue;
       }
       if (!queuedAfter || !samePosition(queuedAfter, sub.state.position)) queue = [];
@@ -171,7 +196,9 @@ export class DeliveryWorker {
         queue = await eventsAfter(this.gateway, sub.state.position, sub, settledBefore, QUEUE_FILL);
         queuedAfter = sub.state.position;
         if (queue.length === 0) {
+          if (dirty) await checkpoint();
           await this.sleep(config.pollMs, signal);
+          mustRead = true;
           continue;
         }
       }
@@ -187,62 +214,51 @@ export class DeliveryWorker {
         signal,
       });
       const at = new Date().toISOString();
-      const state = this.leased(sub.state);
       if (result.kind === 'acknowledged') {
         const position = positionAfter(event, sub.state.position);
-        sub = await this.saveOrStop(sub, {
-          state: { ...state, delivered: eventNumber, position, retry: undefined, lastDeliveredAt: at },
-        });
+        sub = {
+          ...sub,
+          state: { ...sub.state, delivered: eventNumber, position, retry: undefined, lastDeliveredAt: at },
+        };
         queue.shift();
         queuedAfter = position;
+        dirty = true;
+        if (Date.now() - savedAt >= config.pollMs) await checkpoint();
       } else if (result.kind === 'gone') {
-        sub = await this.saveOrStop(sub, {
-          status: 'off',
+        sub = {
+          ...sub,
           state: {
-            ...state,
-            lease: undefined,
+            ...sub.state,
             retry: undefined,
             lastError: { message: 'the receiver answered 410 Gone', at },
           },
-        });
+        };
+        await checkpoint({ lease: 'release', status: 'off' });
         return;
       } else {
-        if (signal.aborted) return;
+        if (signal.aborted) break;
         const firstFailedAt = sub.state.retry?.firstFailedAt ?? at;
         const attempts = (sub.state.retry?.attempts ?? 0) + 1;
         const expired = Date.now() - Date.parse(firstFailedAt) >= config.retryForMs;
         const nextAt = new Date(Date.now() + backoffMs(config, attempts, result.retryAfterMs)).toISOString();
-        sub = await this.saveOrStop(sub, {
-          ...(expired ? { status: 'error' as const } : {}),
+        sub = {
+          ...sub,
           state: {
-            ...state,
-            ...(expired
-              ? { lease: undefined, retry: undefined }
-              : { retry: { firstFailedAt, attempts, nextAt } }),
+            ...sub.state,
+            retry: expired ? undefined : { firstFailedAt, attempts, nextAt },
             lastError: { message: result.error, at },
           },
-        });
-        if (expired) return;
+        };
+        if (expired) {
+          await checkpoint({ lease: 'release', status: 'error' });
+          return;
+        }
+        await checkpoint();
       }
     }
-    // Stopped (close, delete, replay): hand the lease back so that another instance need not wait for its expiry.
-    if (this.stopped) {
-      const last = await this.store.read(sub.id, {}).catch(() => undefined);
-      if (last?.state.lease?.owner === this.instance)
-        await this.store.save(last, { state: { ...last.state, lease: undefined } }).catch(() => undefined);
-    }
-  }
-
-  /** A state write; a lost race ends this delivery (the next read shows who won). */
-  private async saveOrStop(
-    sub: WebhookSubscription,
-    change: Parameters<SubscriptionStore['save']>[1],
-  ): Promise<WebhookSubscription> {
-    try {
-      return await this.store.save(sub, change);
-    } catch (error) {
-      if (isLostRace(error)) return sub;
-      throw error;
-    }
+    // Stopped (close, delete, replay): record what was acknowledged, and hand the lease back on close so that
+    // another instance need not wait for its expiry.
+    if (!mustRead && (dirty || this.stopped))
+      await checkpoint(this.stopped ? { lease: 'release' } : {}).catch(() => undefined);
   }
 }

@@ -158,11 +158,22 @@ export class SubscriptionService {
     return view(await this.visible(id, context));
   }
 
-  /** Deletes it: this instance stops at once, and every instance reads the subscription before each attempt. */
+  /**
+   * Deletes it: turned off first, then this instance stops at once, and an instance delivering it elsewhere hands
+   * its lease back at its next checkpoint (or the lease expires); only then is it deleted, so no attempt starts
+   * after this answers.
+   */
   async delete(id: string, context: SubscriptionContext): Promise<void> {
     await this.visible(id, context);
     await this.fhir(() => this.store.modify(id, (sub) => ({ status: 'off', state: sub.state }), context));
     await this.worker.halt(id);
+    const until = Date.now() + this.config.leaseMs;
+    for (;;) {
+      const lease = (await this.fhir(() => this.store.read(id, context)))?.state.lease;
+      const held = lease && lease.owner !== this.worker.instance && Date.parse(lease.until) > Date.now();
+      if (!held || Date.now() > until) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     await this.fhir(() => this.store.delete(id, context));
   }
 
