@@ -296,10 +296,16 @@ t.test('a subscription deleted while events are pending gets no delivery after D
   t.equal((await call('DELETE', `/subscriptions/${sub.id}`)).status, 404);
 });
 
-t.test('the FHIR server itself never delivers: every request a receiver got is signed by the service', async (t) => {
-  // HAPI keeps Subscription resources it does not act on (no channel types enabled, test/hapi); a delivery of its
-  // own would carry no Standard Webhooks signature.
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  const all = receivers.flatMap((r) => r.deliveries);
-  t.ok(all.length > 0 && all.every((d) => d.verified), `${all.length} requests, every one signed (standardwebhooks)`);
-});
+t.test(
+  'the FHIR server itself never delivers: every request a receiver got is signed by the service',
+  async (t) => {
+    // HAPI keeps Subscription resources it does not act on (no channel types enabled, test/hapi); a delivery of its
+    // own would carry no Standard Webhooks signature.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const all = receivers.flatMap((r) => r.deliveries);
+    t.ok(
+      all.length > 0 && all.every((d) => d.verified),
+      `${all.length} requests, every one signed (standardwebhooks)`,
+    );
+  },
+);

@@ -23,8 +23,6 @@ for (const [net, bits] of [
 for (const [net, bits] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96],
-  ['64:ff9b::', 96],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
@@ -32,8 +30,13 @@ for (const [net, bits] of [
   NON_PUBLIC.addSubnet(net, bits, 'ipv6');
 
 export function isPublicAddress(address: string): boolean {
+  // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) reaches the IPv4 address: judged as that one.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mapped) return isPublicAddress(mapped);
   const family = isIP(address);
   if (family === 0) return false;
+  // NAT64 (64:ff9b::/96, RFC 6052) and other IPv4-embedding prefixes are refused as well.
+  if (family === 6 && /^(64:ff9b:|::ffff:)/i.test(address)) return false;
   return !NON_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
