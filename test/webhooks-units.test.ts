@@ -6,7 +6,6 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { attemptDelivery } from '../src/subscriptions/delivery.js';
 import { backoffMs } from '../src/subscriptions/delivery-worker.js';
 import {
-  EndpointRefused,
   endpointProblem,
   isPublicAddress,
   resolveEndpoint,

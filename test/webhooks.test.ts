@@ -206,11 +206,11 @@ t.test(
       'version',
     ]);
     t.equal(new Set(acked.map((d) => d.body.data.plan.version)).size, expected, 'every version, each once');
-    const history = await call('GET', `/care-plans/${planId}/history`);
+    const history = await service.fhir<Bundle>(`CarePlan/${planId}/_history`);
     t.same(
       acked.map((d) => d.body.data.plan.version),
-      ((history.body as Json).items as Json[]).map((v) => v.version).reverse(),
-      'the versions of the plan history, oldest first',
+      (history.body.entry ?? []).map((e) => e.resource?.meta?.versionId).reverse(),
+      "the versions of the CarePlan's history on the FHIR server, oldest first",
     );
     const status = await call('GET', `/subscriptions/${sub.id}/status`);
     t.match(status.body, {

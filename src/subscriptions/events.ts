@@ -49,15 +49,17 @@ export function positionAfter(event: PlanEvent, before: Position): Position {
 /** The events of one plan's history, oldest first. */
 function planEvents(history: Bundle): PlanEvent[] {
   const versions = (history.entry ?? [])
-    .map((entry) => ({ resource: entry.resource as CarePlan | undefined, method: entry.request?.method }))
+    .map((entry) => ({ resource: entry.resource as CarePlan | undefined }))
     .filter((v) => v.resource?.resourceType === 'CarePlan' && v.resource.meta?.lastUpdated && v.resource.id)
     .sort((a, b) =>
       (a.resource?.meta?.lastUpdated as string) < (b.resource?.meta?.lastUpdated as string) ? -1 : 1,
     );
-  return versions.map(({ resource, method }, index) => {
+  // The oldest version is the creation when the page holds the whole history (HAPI marks no entry reliably).
+  const complete = !history.link?.some((l) => l.relation === 'next');
+  return versions.map(({ resource }, index) => {
     const plan = resource as CarePlan;
     const previous = versions[index - 1]?.resource;
-    const created = method === 'POST' || (index === 0 && !history.link?.some((l) => l.relation === 'next'));
+    const created = index === 0 && complete;
     const type: EventType = created
       ? 'care-plan.created'
       : ENDED.has(plan.status) && (!previous || !ENDED.has(previous.status))
@@ -72,7 +74,8 @@ function planEvents(history: Bundle): PlanEvent[] {
         version: plan.meta?.versionId as string,
         status: plan.status,
         ...(patient ? { patient } : {}),
-        lastUpdated: plan.meta?.lastUpdated as string,
+        // One form (UTC, Z) for every server: HAPI writes +00:00, and positions are compared as text.
+        lastUpdated: new Date(plan.meta?.lastUpdated as string).toISOString(),
       },
     };
   });

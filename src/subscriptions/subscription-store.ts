@@ -2,7 +2,7 @@
 // lease included), so that two instances never both think they deliver one subscription.
 import { createHash } from 'node:crypto';
 import type { Bundle, Subscription } from 'fhir/r4.js';
-import { type CallContext, FhirGateway, FhirServerError } from '../fhir/gateway.js';
+import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
 import {
   type DeliveryState,
   fromResource,
@@ -10,8 +10,6 @@ import {
   toResource,
   type WebhookSubscription,
 } from './subscription-resource.js';
-
-export { FhirGateway };
 
 /** A version-checked write lost: someone else wrote the subscription since it was read (or deleted it). */
 export function isLostRace(error: unknown): boolean {
