@@ -5,11 +5,7 @@ import t from 'tap';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { attemptDelivery } from '../src/subscriptions/delivery.js';
 import { backoffMs } from '../src/subscriptions/delivery-worker.js';
-import {
-  endpointProblem,
-  isPublicAddress,
-  resolveEndpoint,
-} from '../src/subscriptions/endpoint.js';
+import { endpointProblem, isPublicAddress, resolveEndpoint } from '../src/subscriptions/endpoint.js';
 import { decryptSecret, encryptSecret, newSecret } from '../src/subscriptions/secret.js';
 import { loopback } from './helpers/auth.js';
 import { startTestService } from './helpers/service.js';
