@@ -2,7 +2,7 @@
 # npm run test:api-fuzz — contract fuzzing of the running service with schemathesis (from PyPI, in a virtual
 # environment this script creates in .venv-fuzz/). Builds the service, starts it on the embedded FHIR server and
 # runs schemathesis against its /openapi.json twice: with AUTH_MODE=none, and with AUTH_MODE=jwt and a real
-# token (system/CarePlan.cruds) from a loopback JWKS (test/api-fuzz/issuer.mjs). Every schemathesis check is on
+# token (system/CarePlan.cruds system/Subscription.cruds) from a loopback JWKS (test/api-fuzz/issuer.mjs). Every schemathesis check is on
 # (test/api-fuzz/schemathesis.toml; known false positives are handled in test/api-fuzz/hooks.py, each with its
 # reason). Fails on any failing check in either run. Everything it starts is stopped whatever the outcome.
 # Needs Python 3.9+ with venv: apt-get install -y python3 python3-venv
@@ -87,10 +87,12 @@ wait_for() {
 }
 
 # run_service NAME PORT ENV...: the built service on PORT, on its own embedded FHIR server, in the background.
+# WEBHOOK_ALLOWED_HOSTS is empty: the fuzzer's subscriptions may not point at loopback (the embedded default), so
+# it cannot make the service POST to anything on this machine (the SSRF rules refuse them with 422).
 run_service() {
   local name="$1" port="$2"
   shift 2
-  env PORT="${port}" HOST=127.0.0.1 LOG_LEVEL=warn RATE_LIMIT_MAX=0 "$@" \
+  env PORT="${port}" HOST=127.0.0.1 LOG_LEVEL=warn RATE_LIMIT_MAX=0 WEBHOOK_ALLOWED_HOSTS= "$@" \
     node dist/src/server.js >"${OUT}/service-${name}.log" 2>&1 &
 }
 

@@ -1,7 +1,7 @@
 // Environment -> typed, validated configuration. Read once at start-up; a bad value stops the process with a
 // message naming the variable (never echoing a secret).
 
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
@@ -73,6 +73,26 @@ export interface Config {
    * server, whose loopback address means nothing to a caller: its answers then carry no fullUrl.
    */
   fhirPublicBaseUrl?: string;
+  /** Webhook subscriptions (src/subscriptions/): delivery settings, validated here. */
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /**
+   * AES-256-GCM key for the subscriptions' secrets at rest (WEBHOOK_SECRET_KEY, 32 bytes as base64 or hex).
+   * Undefined with an external FHIR server and no key: subscriptions are switched off (a restart would lose them).
+   */
+  secretKey?: Buffer;
+  /** Hosts that may be plain http or resolve to private, loopback or link-local addresses. */
+  allowedHosts: string[];
+  timeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** How long an event is retried before the subscription turns `error`. */
+  retryForMs: number;
+  pollMs: number;
+  leaseMs: number;
+  maxSubscriptions: number;
 }
 
 /** The configuration the app runs with: a FHIR server is always known by now (embedded or external). */
@@ -295,6 +315,53 @@ export function loadConfig(env: Env = process.env): Config {
     heapGrowthPercent: integer(env, 'HEAP_GROWTH_PERCENT', 30, 0, 300),
     ...inboundTimeouts(env),
     fhirPublicBaseUrl: url(env, 'FHIR_PUBLIC_BASE_URL') ?? url(env, 'FHIR_BASE_URL'),
+    webhooks: webhookConfig(env),
+  };
+}
+
+/** WEBHOOK_SECRET_KEY: 32 bytes, as 64 hex digits or base64; with the embedded server a key per process. */
+function webhookSecretKey(env: Env): Buffer | undefined {
+  const value = env.WEBHOOK_SECRET_KEY?.trim();
+  if (!value) return env.FHIR_BASE_URL ? undefined : randomBytes(32);
+  const key = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+  if (key.length !== 32 || (!/^[0-9a-fA-F]{64}$/.test(value) && !/^[A-Za-z0-9+/_-]+=*$/.test(value))) {
+    throw new ConfigError('WEBHOOK_SECRET_KEY must be 32 bytes, as 64 hex digits or base64');
+  }
+  return key;
+}
+
+function webhookConfig(env: Env): WebhookConfig {
+  const allowedHosts =
+    env.WEBHOOK_ALLOWED_HOSTS !== undefined
+      ? list(env, 'WEBHOOK_ALLOWED_HOSTS').map((host) => host.toLowerCase())
+      : env.FHIR_BASE_URL
+        ? []
+        : ['localhost', '127.0.0.1', '[::1]'];
+  const retryMinMs = integer(env, 'WEBHOOK_RETRY_MIN_MS', 1_000, 10, 600_000);
+  const retryMaxMs = integer(env, 'WEBHOOK_RETRY_MAX_MS', 300_000, 10, 86_400_000);
+  if (retryMaxMs < retryMinMs) {
+    throw new ConfigError(
+      `WEBHOOK_RETRY_MAX_MS (${retryMaxMs}) must not be below WEBHOOK_RETRY_MIN_MS (${retryMinMs})`,
+    );
+  }
+  const timeoutMs = integer(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000);
+  const leaseMs = integer(env, 'WEBHOOK_LEASE_MS', 30_000, 300, 600_000);
+  // A lease is renewed when half of it is left, so one attempt must fit in well under half of it.
+  if (leaseMs < 3 * timeoutMs) {
+    throw new ConfigError(
+      `WEBHOOK_LEASE_MS (${leaseMs}) must be at least 3 x WEBHOOK_TIMEOUT_MS (${timeoutMs})`,
+    );
+  }
+  return {
+    secretKey: webhookSecretKey(env),
+    allowedHosts,
+    timeoutMs,
+    retryMinMs,
+    retryMaxMs,
+    retryForMs: integer(env, 'WEBHOOK_RETRY_FOR_MS', 86_400_000, 100, 30 * 86_400_000),
+    pollMs: integer(env, 'WEBHOOK_POLL_MS', 1_000, 50, 60_000),
+    leaseMs,
+    maxSubscriptions: integer(env, 'WEBHOOK_MAX_SUBSCRIPTIONS', 100, 1, 1_000),
   };
 }
 

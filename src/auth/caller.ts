@@ -28,6 +28,8 @@ export interface Caller {
   /** The token's patient claim, as Patient/<id>. */
   patientClaim?: string;
   grants: ScopeGrant[];
+  /** The grants on Subscription (webhook subscriptions), as `grants` are on CarePlan. */
+  subscriptionGrants?: ScopeGrant[];
   /**
    * Set for the current request when only a patient/ scope allows its operation: the caller may then only see
    * and change plans whose subject is this patient (Patient/<id>).
@@ -44,11 +46,17 @@ const V1: Record<string, Permission[]> = {
   '*': ['c', 'r', 'u', 'd', 's'],
 };
 
+export type ScopedResource = 'CarePlan' | 'Subscription';
+
 /** The grants on CarePlan among a token's scopes (scope claim: a space-separated string, or scp: an array). */
-export function carePlanGrants(scopes: readonly string[]): ScopeGrant[] {
+export function carePlanGrants(
+  scopes: readonly string[],
+  resource: ScopedResource = 'CarePlan',
+): ScopeGrant[] {
   const grants: ScopeGrant[] = [];
   for (const scope of scopes) {
-    const match = /^(patient|user|system)\/(CarePlan|\*)\.([a-z*]+)$/.exec(scope);
+    const match = /^(patient|user|system)\/([A-Za-z]+|\*)\.([a-z*]+)$/.exec(scope);
+    if (match && match[2] !== resource && match[2] !== '*') continue;
     if (!match) continue;
     const [, level, , permissions] = match;
     let granted: Permission[] | undefined = V1[permissions];
@@ -82,17 +90,22 @@ export type Decision =
  * nothing)? A system/ or user/ grant allows it on every plan; a patient/ grant only on the plans of the
  * token's patient, which the answer then names.
  */
-export function decide(caller: Caller, need: Permission | 'any'): Decision {
+export function decide(
+  caller: Caller,
+  need: Permission | 'any',
+  resource: ScopedResource = 'CarePlan',
+): Decision {
   if (caller.kind === 'anonymous') return { allowed: true };
+  const grants = resource === 'CarePlan' ? caller.grants : (caller.subscriptionGrants ?? []);
   const allows = (g: ScopeGrant) => need === 'any' || g.permissions.has(need);
-  if (caller.grants.some((g) => g.level !== 'patient' && allows(g))) return { allowed: true };
+  if (grants.some((g) => g.level !== 'patient' && allows(g))) return { allowed: true };
   const needed =
     need === 'any'
-      ? ['system/CarePlan.*', 'user/CarePlan.*', 'patient/CarePlan.*']
-      : [`system/CarePlan.${need}`, `user/CarePlan.${need}`, `patient/CarePlan.${need}`];
+      ? [`system/${resource}.*`, `user/${resource}.*`, `patient/${resource}.*`]
+      : [`system/${resource}.${need}`, `user/${resource}.${need}`, `patient/${resource}.${need}`];
   // The mapping operations touch no stored plan: a patient/ scope allows them without a patient claim.
-  if (need === 'any' && caller.grants.length) return { allowed: true };
-  if (caller.grants.some((g) => g.level === 'patient' && allows(g))) {
+  if (need === 'any' && grants.length) return { allowed: true };
+  if (grants.some((g) => g.level === 'patient' && allows(g))) {
     if (caller.patientClaim) return { allowed: true, patient: caller.patientClaim };
     return { allowed: false, reason: 'a patient/ scope needs a patient claim in the token', needed };
   }
@@ -100,8 +113,8 @@ export function decide(caller: Caller, need: Permission | 'any'): Decision {
     allowed: false,
     reason:
       need === 'any'
-        ? 'the token has no CarePlan scope'
-        : `the token's scopes do not allow this (${permissionName(need)} CarePlan)`,
+        ? `the token has no ${resource} scope`
+        : `the token's scopes do not allow this (${permissionName(need)} ${resource})`,
     needed,
   };
 }

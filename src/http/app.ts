@@ -25,6 +25,7 @@ import healthRoutes from './routes/health.js';
 import jwksRoutes from './routes/jwks.js';
 import measureRoutes from './routes/measures.js';
 import operationRoutes from './routes/operations.js';
+import subscriptionRoutes, { subscriptionSchemas } from './routes/subscriptions.js';
 import { carePlanSchemas } from './schemas.js';
 import { decorateServices } from './services.js';
 import { installValidators } from './validators.js';
@@ -109,6 +110,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(auth);
   await app.register(audit);
   for (const schema of carePlanSchemas) app.addSchema(schema);
+  for (const schema of subscriptionSchemas) app.addSchema(schema);
   await app.register(docs);
   await app.register(healthRoutes);
   await app.register(carePlanRoutes);
@@ -116,5 +118,6 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(definitionRoutes);
   await app.register(measureRoutes);
   await app.register(jwksRoutes);
+  await app.register(subscriptionRoutes);
   return app;
 }

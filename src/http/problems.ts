@@ -49,6 +49,7 @@ export const PROBLEM_TYPES = {
   'precondition-required': { status: 428, title: 'If-Match is required' },
   'too-many-requests': { status: 429, title: 'Too many requests' },
   'auth-unavailable': { status: 503, title: 'The access token cannot be checked now' },
+  'webhooks-unavailable': { status: 503, title: 'Webhook subscriptions are not configured' },
   'mapping-failed': { status: 500, title: 'The service produced invalid FHIR (a bug in the service)' },
   internal: { status: 500, title: 'Internal error' },
   'fhir-server-error': { status: 502, title: 'The FHIR server failed' },
@@ -97,6 +98,7 @@ const DOMAIN_PROBLEMS: Record<Exclude<DomainErrorKind, 'stale' | 'version-requir
   'invalid-fhir': 'invalid-fhir',
   'mapping-failed': 'mapping-failed',
   'idempotency-key-reused': 'idempotency-key-reused',
+  'webhooks-unavailable': 'webhooks-unavailable',
 };
 
 /** A domain error as the API answers it. */

@@ -1,13 +1,15 @@
 // The access table: the SMART permission each route needs, and the routes that are public. Every route must be in
 // it (plugins/auth.ts refuses to start otherwise).
 import type { FastifyRequest } from 'fastify';
-import type { Permission } from '../auth/caller.js';
+import type { Permission, ScopedResource } from '../auth/caller.js';
 
 export interface RouteAccess {
   /** The SMART permission on CarePlan the route needs; `any`: any CarePlan scope at all. */
   permission: Permission | 'any';
   /** The operation, as the audit log names it. */
   action: string;
+  /** The resource the SMART permission is on (default CarePlan). */
+  resource?: ScopedResource;
 }
 
 declare module 'fastify' {
@@ -43,6 +45,21 @@ export const ROUTE_ACCESS: Record<string, RouteAccess> = {
   'GET /measures/:id/report': { permission: 's', action: 'measure-report' },
   'GET /measures/report-jobs/:jobId': { permission: 's', action: 'measure-report-status' },
   'DELETE /measures/report-jobs/:jobId': { permission: 's', action: 'measure-report-cancel' },
+  // Webhook subscriptions: SMART scopes on Subscription (system/Subscription.cruds, patient/Subscription.cruds...).
+  'POST /subscriptions': { permission: 'c', action: 'subscription-create', resource: 'Subscription' },
+  'GET /subscriptions': { permission: 's', action: 'subscription-list', resource: 'Subscription' },
+  'GET /subscriptions/:id': { permission: 'r', action: 'subscription-read', resource: 'Subscription' },
+  'DELETE /subscriptions/:id': { permission: 'd', action: 'subscription-delete', resource: 'Subscription' },
+  'GET /subscriptions/:id/status': {
+    permission: 'r',
+    action: 'subscription-status',
+    resource: 'Subscription',
+  },
+  'POST /subscriptions/:id/$replay': {
+    permission: 'u',
+    action: 'subscription-replay',
+    resource: 'Subscription',
+  },
 };
 
 /**

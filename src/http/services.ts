@@ -1,5 +1,6 @@
 // The services the routes use, built once from the configuration and decorated on the app: the FHIR gateway
-// (app.fhir), the care plan use cases (app.carePlans) and the quality measures (app.measures, app.measureJobs).
+// (app.fhir), the care plan use cases (app.carePlans), the quality measures (app.measures, app.measureJobs) and
+// webhook subscriptions (app.subscriptions, with the delivery worker that runs beside the API).
 import type { FastifyInstance } from 'fastify';
 import { CarePlans } from '../care-plans/care-plans.js';
 import type { AppConfig } from '../config.js';
@@ -9,6 +10,8 @@ import { MeasureService } from '../measures/measure-service.js';
 import { ReportJobs } from '../measures/report-jobs.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import type { ErrorDetail } from '../model/errors.js';
+import { DeliveryWorker } from '../subscriptions/delivery-worker.js';
+import { SubscriptionService } from '../subscriptions/subscription-service.js';
 import { examplePlan } from './schemas.js';
 
 declare module 'fastify' {
@@ -18,6 +21,8 @@ declare module 'fastify' {
     fhir: FhirGateway;
     measures: MeasureService;
     measureJobs: ReportJobs;
+    subscriptions: SubscriptionService;
+    deliveryWorker: DeliveryWorker;
   }
 }
 
@@ -57,5 +62,19 @@ export function decorateServices(
   app.decorate('carePlans', carePlans);
   app.decorate('measures', new MeasureService(gateway));
   app.decorate('measureJobs', new ReportJobs());
+
+  // Webhook deliveries run beside the API, never inside a request: started when the app is ready, stopped on close.
+  const worker = new DeliveryWorker(gateway, {
+    config: config.webhooks,
+    settleMs: config.changeFeedSettleMs,
+    logger: app.log,
+  });
+  app.decorate('deliveryWorker', worker);
+  app.decorate(
+    'subscriptions',
+    new SubscriptionService(gateway, config.webhooks, worker, config.changeFeedSettleMs),
+  );
+  app.addHook('onReady', async () => worker.start());
+  app.addHook('onClose', async () => worker.stop());
   warmUpMapping(carePlans);
 }

@@ -76,6 +76,7 @@ export function callerFromPayload(payload: JWTPayload): Caller {
     fhirUser: str(claims.fhirUser),
     patientClaim: patientReference(claims.patient),
     grants: carePlanGrants(scopesOf(claims)),
+    subscriptionGrants: carePlanGrants(scopesOf(claims), 'Subscription'),
   };
 }
 

@@ -26,7 +26,9 @@ export type DomainErrorKind =
   /** A change was sent without naming the version it is based on. */
   | 'version-required'
   /** An idempotency key reused with another request. */
-  | 'idempotency-key-reused';
+  | 'idempotency-key-reused'
+  /** Webhook subscriptions need a setting this deployment lacks (the secret key). */
+  | 'webhooks-unavailable';
 
 export interface DomainErrorDetails {
   errors?: ErrorDetail[];

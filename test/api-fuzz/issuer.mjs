@@ -23,7 +23,10 @@ const server = createServer((req, res) => {
 server.listen(0, '127.0.0.1', async () => {
   const { port } = server.address();
   const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ scope: 'system/CarePlan.cruds', client_id: 'api-fuzz' })
+  const token = await new SignJWT({
+    scope: 'system/CarePlan.cruds system/Subscription.cruds',
+    client_id: 'api-fuzz',
+  })
     .setProtectedHeader({ alg: 'RS256', kid: 'fuzz-1', typ: 'at+jwt' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)

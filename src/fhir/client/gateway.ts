@@ -305,6 +305,55 @@ export class FhirGateway {
     return body as unknown as Bundle;
   }
 
+  /** Creates a resource (not retried: a lost answer to a plain create cannot be told from a lost request). */
+  async create<T extends Resource>(resource: T, context: CallContext): Promise<VersionedResource<T>> {
+    if (!isResourceType(resource.resourceType))
+      throw new FhirServerError('rejected', 'not a resource type', 400);
+    const { body, headers } = await this.call(false, context, (options) =>
+      this.client.create({ resourceType: resource.resourceType, body: resource as never, options }),
+    );
+    const created = body as unknown as T;
+    return { resource: created, version: created.meta?.versionId ?? etagVersion(headers?.get('etag')) };
+  }
+
+  /**
+   * Updates a resource; with `ifMatchVersion` only when that is still its current version (else a
+   * `precondition-failed`, or a `conflict` on HAPI). Version-checked updates are safe to retry.
+   */
+  async update<T extends Resource>(
+    resource: T & { id: string },
+    context: CallContext & { ifMatchVersion?: string },
+  ): Promise<VersionedResource<T>> {
+    requireFhirId(resource.resourceType, resource.id);
+    const ifMatch = context.ifMatchVersion;
+    const { body, headers } = await this.call(ifMatch !== undefined, context, (options) =>
+      this.client.update({
+        resourceType: resource.resourceType,
+        id: resource.id,
+        body: resource as never,
+        options: ifMatch
+          ? { ...options, headers: { ...options.headers, 'if-match': `W/"${ifMatch}"` } }
+          : options,
+      }),
+    );
+    const updated = body as unknown as T;
+    return { resource: updated, version: updated.meta?.versionId ?? etagVersion(headers?.get('etag')) };
+  }
+
+  async delete(resourceType: string, id: string, context: CallContext): Promise<void> {
+    requireFhirId(resourceType, id);
+    await this.call(true, context, (options) => this.client.delete({ resourceType, id, options }));
+  }
+
+  /** Every version of a resource (up to `count`), newest first, in one page. */
+  async fullHistory(resourceType: string, id: string, count: number, context: CallContext): Promise<Bundle> {
+    requireFhirId(resourceType, id);
+    const { body } = await this.call(true, context, (options) =>
+      this.client.request(`${resourceType}/${id}/_history?_count=${Math.floor(count)}`, { options }),
+    );
+    return body as unknown as Bundle;
+  }
+
   /** True when the FHIR server answers its capability statement. */
   async ping(context: CallContext = {}): Promise<boolean> {
     try {

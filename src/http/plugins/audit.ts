@@ -21,13 +21,15 @@ const PLAN_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 function auditPlanId(request: FastifyRequest, status: number, location: unknown): string | undefined {
   // A 404 that hides another patient's plan names a real plan (and is worth auditing).
   if (status === 404 ? !request.auditDenied : [400, 401, 403].includes(status)) return undefined;
-  // Only the care plan routes have a plan id in the path (a measure's id is not a plan's).
-  const id = request.routeOptions.url?.startsWith('/care-plans')
+  // Only the care plan and subscription routes have their resource's id in the path (a measure's id is not).
+  const id = /^\/(?:care-plans|subscriptions)(?:\/|$)/.test(request.routeOptions.url ?? '')
     ? (request.params as { id?: unknown } | undefined)?.id
     : undefined;
   if (typeof id === 'string' && PLAN_ID.test(id)) return id;
   const created =
-    typeof location === 'string' ? /^\/care-plans\/([A-Za-z0-9\-.]{1,64})$/.exec(location) : null;
+    typeof location === 'string'
+      ? /^\/(?:care-plans|subscriptions)\/([A-Za-z0-9\-.]{1,64})$/.exec(location)
+      : null;
   return created?.[1];
 }
 
@@ -49,7 +51,11 @@ export default fp(async function audit(app: FastifyInstance) {
         who: caller ? (caller.kind === 'anonymous' ? 'anonymous' : caller.clientId) : 'unauthenticated',
         ...(caller?.subject && caller.subject !== caller.clientId ? { user: caller.subject } : {}),
         ...(caller?.patient ? { patientScoped: true } : {}),
-        planId: auditPlanId(request, status, reply.getHeader('location')),
+        [access.resource === 'Subscription' ? 'subscriptionId' : 'planId']: auditPlanId(
+          request,
+          status,
+          reply.getHeader('location'),
+        ),
         operation: access.action,
         outcome:
           status < 400

@@ -92,7 +92,7 @@ export default fp(async function auth(app: FastifyInstance) {
     if (access === 'public') return payload;
     if (request.authFailure) throw request.authFailure;
     if (!access || !request.caller) return payload; // no such route: the 404 follows
-    const decision = decide(request.caller, access.permission);
+    const decision = decide(request.caller, access.permission, access.resource);
     if (!decision.allowed) {
       throw new ApiProblem('forbidden', `the access token does not allow this: ${decision.reason}`, {
         headers: {

@@ -61,6 +61,47 @@ function addExamples(document: OpenApi): OpenApi {
   return document;
 }
 
+/**
+ * The webhook delivery (a callback of POST /subscriptions): its summary and its Standard Webhooks headers, which
+ * @fastify/swagger's callbacks cannot carry (https://www.standardwebhooks.com, "Webhook headers").
+ */
+function addDeliveryHeaders(document: OpenApi): OpenApi {
+  const callbacks = (
+    document.paths?.['/subscriptions']?.post as
+      | { callbacks?: Record<string, Record<string, Record<string, Record<string, unknown>>>> }
+      | undefined
+  )?.callbacks;
+  for (const urls of Object.values(callbacks ?? {})) {
+    for (const operations of Object.values(urls)) {
+      const post = operations.post;
+      if (!post) continue;
+      post.summary = 'A care plan event, signed (Standard Webhooks)';
+      const header = (name: string, description: string, example: string) => ({
+        name,
+        in: 'header',
+        required: true,
+        description,
+        schema: { type: 'string' },
+        example,
+      });
+      post.parameters = [
+        header(
+          'webhook-id',
+          'One per event, the same on every retry of it.',
+          'msg_2f1c9a0b7e6d4c3b8a5f1e2d3c4b5a69',
+        ),
+        header('webhook-timestamp', 'When this attempt was sent, in seconds since 1970.', '1795170900'),
+        header(
+          'webhook-signature',
+          '`v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`, keyed with the bytes of the secret after `whsec_`.',
+          'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
+        ),
+      ];
+    }
+  }
+  return document;
+}
+
 /** The route pattern of an OpenAPI path: /fhir/{type}/{id} -> /fhir/:type/:id. */
 const routeOf = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1');
 
@@ -171,6 +212,10 @@ export default fp(async function docs(app: FastifyInstance) {
         { name: 'care plans', description: 'Create and read shared-decision care plans' },
         { name: 'mapping', description: 'The FHIR mapping, both ways, without storing anything' },
         { name: 'sync', description: 'Versions and the change feed, for services that keep plans in sync' },
+        {
+          name: 'webhooks',
+          description: 'Signed webhooks: care plan changes pushed, at least once, in order',
+        },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'definitions', description: "This project's FHIR extensions and code systems" },
         { name: 'docs', description: 'This API document and Swagger UI' },
@@ -182,7 +227,9 @@ export default fp(async function docs(app: FastifyInstance) {
     },
     transformObject: (documentObject) =>
       addSecurity(
-        addDocsPage(addExamples((documentObject as { openapiObject: OpenApi }).openapiObject)),
+        addDocsPage(
+          addDeliveryHeaders(addExamples((documentObject as { openapiObject: OpenApi }).openapiObject)),
+        ),
         negotiated,
         app.config.authMode === 'jwt',
       ) as never,
