@@ -3,7 +3,6 @@
 // version-checked updates of the Subscription on the FHIR server, with an expiry, so that another instance takes
 // over when the holder dies. Event n+1 is sent only after n was acknowledged and that was recorded.
 import { randomUUID } from 'node:crypto';
-import type { FastifyBaseLogger } from 'fastify';
 import type { WebhookConfig } from '../config.js';
 import type { FhirGateway } from '../fhir/client/gateway.js';
 import { attemptDelivery } from './delivery.js';
@@ -12,10 +11,16 @@ import { decryptSecret } from './secret.js';
 import type { DeliveryState, Position, WebhookSubscription } from './subscription-resource.js';
 import { isLostRace, messageId, SubscriptionStore } from './subscription-store.js';
 
+/** The part of a pino logger the worker uses (the use case knows no HTTP framework). */
+export interface WarningLogger {
+  warn(details: object, message: string): void;
+}
+
 export interface WorkerOptions {
   config: WebhookConfig;
   settleMs: number;
-  logger: FastifyBaseLogger;
+  /** Where delivery problems are reported (the app's pino logger). */
+  logger: WarningLogger;
 }
 
 /** Events fetched at once into a subscription's queue. */
