@@ -357,3 +357,77 @@ t.test(
     );
   },
 );
+
+t.test('goal targets: qty-3 and sqty-1 are 400s, rng-2 a 422, each naming where', async (t) => {
+  // FHIR R4 datatypes (https://hl7.org/fhir/R4/datatypes.html): qty-3 "If a code for the unit is present, the
+  // system SHALL also be present"; sqty-1 "The comparator is not used on a SimpleQuantity" (the ends of a Range);
+  // rng-2 "If present, low SHALL have a lower value than high" (the reference validator fails ends it cannot compare).
+  const app = await startTestService();
+  t.teardown(() => app.close());
+  const withTarget = (target: Record<string, unknown>): SharedCarePlan => ({
+    ...plan,
+    goals: [
+      { ...(plan.goals?.[0] as NonNullable<SharedCarePlan['goals']>[number]), targets: [target as never] },
+    ],
+  });
+  const post = (body: SharedCarePlan) =>
+    app.app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: body });
+  const measure = { text: 'Distance walked' };
+  const pointers = (response: { json(): { errors?: { pointer: string }[] } }) =>
+    (response.json().errors ?? []).map((e) => e.pointer);
+
+  const codeWithoutSystem = await post(withTarget({ measure, quantity: { value: 800, code: 'm' } }));
+  t.equal(codeWithoutSystem.statusCode, 400, 'a unit code without its system is a 400');
+  t.ok(
+    pointers(codeWithoutSystem).some((p) => p.startsWith('/goals/0/targets/0/quantity')),
+    'naming the quantity',
+  );
+  const comparatorInRange = await post(
+    withTarget({ measure, range: { low: { value: 1, comparator: '>' }, high: { value: 2 } } }),
+  );
+  t.equal(comparatorInRange.statusCode, 400, 'a comparator on an end of a range is a 400');
+  t.ok(
+    pointers(comparatorInRange).some((p) => p.startsWith('/goals/0/targets/0/range/low')),
+    'naming the end',
+  );
+
+  const ucum = 'http://unitsofmeasure.org';
+  const cases: [string, Record<string, unknown>][] = [
+    [
+      'ends in different units',
+      { low: { value: 1, system: ucum, code: 'kg' }, high: { value: 2, system: ucum, code: 'm' } },
+    ],
+    [
+      'one end coded, the other not',
+      { low: { value: 1, system: ucum, code: 'kg' }, high: { value: 2, unit: 'kg' } },
+    ],
+    [
+      'low above high',
+      { low: { value: 5, system: ucum, code: 'kg' }, high: { value: 2, system: ucum, code: 'kg' } },
+    ],
+    ['an end without a value', { low: { unit: 'steps' }, high: { value: 2, unit: 'steps' } }],
+  ];
+  for (const [label, range] of cases) {
+    const response = await post(withTarget({ measure, range }));
+    t.equal(response.statusCode, 422, `${label}: 422`);
+    t.same(pointers(response), ['/goals/0/targets/0/range'], `${label}: the range is named`);
+  }
+  const fine = await post(
+    withTarget({
+      measure,
+      range: {
+        low: { value: 2, unit: 'km', system: ucum, code: 'km' },
+        high: { value: 2, system: ucum, code: 'km' },
+      },
+    }),
+  );
+  t.equal(fine.statusCode, 200, 'equal ends in one unit are a range');
+  const goal = (fine.json() as Bundle).entry?.find((e) => e.resource?.resourceType === 'Goal')?.resource;
+  t.same((goal as { target?: unknown[] } | undefined)?.target?.[0], {
+    measure,
+    detailRange: {
+      low: { value: 2, unit: 'km', system: ucum, code: 'km' },
+      high: { value: 2, system: ucum, code: 'km' },
+    },
+  });
+});

@@ -246,9 +246,12 @@ export interface Coding {
 export interface GoalTarget {
   measure?: CodeableConcept;
   quantity?: Quantity;
+  /**
+   * Both ends given: each with a value, in the same unit (the same system and code, or without code the same unit), low not above high (FHIR R4 rng-2, https://hl7.org/fhir/R4/datatypes.html#Range: the validator compares the ends; ends it cannot compare fail it). Checked with the plan's rules (422).
+   */
   range?: {
-    low?: Quantity;
-    high?: Quantity;
+    low?: SimpleQuantity;
+    high?: SimpleQuantity;
   };
   text?: Text;
   dueDate?: FhirDate;
@@ -266,12 +269,26 @@ export interface CodeableConcept {
   text?: Text;
 }
 /**
+ * A FHIR R4 Quantity. A unit code needs its system (FHIR R4 invariant qty-3, https://hl7.org/fhir/R4/datatypes.html#Quantity: code.empty() or system.exists()).
+ *
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
  * via the `definition` "Quantity".
  */
 export interface Quantity {
   value?: number;
   comparator?: '<' | '<=' | '>=' | '>';
+  unit?: Text;
+  system?: Uri;
+  code?: Code;
+}
+/**
+ * A FHIR R4 SimpleQuantity, as the ends of a Range are: a Quantity without comparator (sqty-1, https://hl7.org/fhir/R4/datatypes.html#SimpleQuantity); a unit code needs its system (qty-3).
+ *
+ * This interface was referenced by `SharedCarePlan`'s JSON-Schema
+ * via the `definition` "SimpleQuantity".
+ */
+export interface SimpleQuantity {
+  value?: number;
   unit?: Text;
   system?: Uri;
   code?: Code;
