@@ -68,7 +68,7 @@ t.test(
 );
 
 t.test(
-  'defect 1: on reading, a preference claiming any US Core preference profile version is recognised and the claim not carried',
+  'defect 1 and 7: on reading, a preference claiming any preference profile version is recognised by its code; no claim goes out again as a claim',
   async (t) => {
     const bundle = service.toFhir(plan);
     const claimed = [
@@ -77,24 +77,34 @@ t.test(
       'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference',
       'http://hl7.org/fhir/us/core/StructureDefinition/us-core-treatment-intervention-preference|8.0.0',
     ];
+    const other = 'http://example.org/StructureDefinition/other';
     const care = byLoinc(bundle, '95541-9') as Observation;
-    care.meta = { profile: [...claimed, 'http://example.org/StructureDefinition/other'] };
+    care.meta = { profile: [...claimed.slice(0, 3), other] };
     const treatment = byLoinc(bundle, '75773-2') as Observation;
     treatment.meta = { profile: [claimed[3]] };
     const read = service.fromFhir(bundle);
     t.equal(read.preferences?.length, 2, 'both preferences recognised by code');
-    t.same(read.preferences?.[0].unmappedFhir, {
-      meta: { profile: ['http://example.org/StructureDefinition/other'] },
+    // The claims are kept, unchanged and in order, but no longer as claims (README, Lossless round trips).
+    const kept = (claims: string[]) => ({
+      meta: {
+        extension: claims.map((claim) => ({
+          url: 'https://shared-care-plans.org/fhir/StructureDefinition/source-profile-claim',
+          valueCanonical: claim,
+        })),
+      },
     });
-    t.equal(read.preferences?.[1].unmappedFhir, undefined, 'nothing carried for the 8.0.0 claim');
+    t.same(read.preferences?.[0].unmappedFhir, kept([...claimed.slice(0, 3), other]));
+    t.same(read.preferences?.[1].unmappedFhir, kept([claimed[3]]));
     const again = service.toFhir(read);
     const out = [byLoinc(again, '95541-9'), byLoinc(again, '75773-2')];
+    t.equal(out[0]?.meta?.profile, undefined, 'no claim goes out (at 6.1.0 a preference claims nothing)');
+    t.equal(out[1]?.meta?.profile, undefined);
     t.same(
-      out[0]?.meta?.profile,
-      ['http://example.org/StructureDefinition/other'],
-      'only the foreign claim goes out',
+      out[0]?.meta,
+      kept([...claimed.slice(0, 3), other]).meta,
+      'the source claims go out as they were kept',
     );
-    t.equal(out[1]?.meta, undefined);
+    t.same(service.fromFhir(again).preferences, read.preferences, 'and read back the same');
   },
 );
 

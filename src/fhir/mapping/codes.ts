@@ -53,13 +53,6 @@ export const PROFILE = {
   // preference Observation claims none while the service claims 6.1.0.
 } as const;
 
-/**
- * The US Core preference profiles (any version, or unversioned): on reading, a claim of one of them is taken out
- * (preferences are recognised by their LOINC code), so that it is not carried back out in a 6.1.0 plan.
- */
-export const US_CORE_PREFERENCE_PROFILE =
-  /^http:\/\/hl7\.org\/fhir\/us\/core\/StructureDefinition\/us-core-(care-experience|treatment-intervention)-preference(\|.*)?$/;
-
 export const EXTENSION = {
   // FHIR core extensions (hl7.fhir.r4.core / extensions pack), used by MCC eCare Plan for goal agreement.
   goalAcceptance: 'http://hl7.org/fhir/StructureDefinition/goal-acceptance',
@@ -71,6 +64,11 @@ export const EXTENSION = {
    * plan changes, also on servers that skip no-op updates (the plan's ETag covers its Goals, CareTeam, ...).
    */
   planRevision: `${CANONICAL_BASE}/StructureDefinition/plan-revision`,
+  /**
+   * A profile a resource claimed when the service read it, kept but no longer claimed (on meta): the service claims
+   * only the profiles it checks. schemas/fhir/StructureDefinition-source-profile-claim.json
+   */
+  sourceProfileClaim: `${CANONICAL_BASE}/StructureDefinition/source-profile-claim`,
 } as const;
 
 /** LOINC codes of the US Core 7.0.0 preference Observation profiles (fixed codes there). */

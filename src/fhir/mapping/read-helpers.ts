@@ -2,8 +2,8 @@
 // leaves it in the remainder (carried as unmappedFhir) otherwise.
 import type { Extension, CodeableConcept as FhirCodeableConcept } from 'fhir/r4.js';
 import type { CodeableConcept, Reference } from '../../care-plan/care-plan.js';
-import { cloneJson, isPlainObject, type JsonObject, jsonEqual } from './carry.js';
-import { MANAGED_IDENTIFIER_SYSTEMS, SYSTEM } from './codes.js';
+import { cloneJson, isPlainObject, type Json, type JsonObject, jsonEqual } from './carry.js';
+import { EXTENSION, MANAGED_IDENTIFIER_SYSTEMS, SYSTEM } from './codes.js';
 
 export type Obj = Record<string, unknown>;
 export const text = (value: unknown): string | undefined =>
@@ -113,18 +113,27 @@ export function takeSubject(rest: Obj, key: string, patient: Reference) {
   }
 }
 
-/** Strips what the server manages and the claims the mapping adds back itself. */
-export function takeMeta(rest: Obj, ownProfile: string | RegExp | undefined) {
+/**
+ * Strips what the server manages and the claim the mapping adds back itself (`ownClaim`, exactly). Every other
+ * profile the input claimed moves, unchanged, into a source-profile-claim extension on meta: the service claims only
+ * the profiles it checks, and cannot vouch for someone else's claim once it has mapped and rewritten the resource
+ * (a claim of another US Core version, PACIO, SDOHCC...), yet nothing is lost.
+ */
+export function takeMeta(rest: Obj, ownClaim: string | undefined) {
   if (!isPlainObject(rest.meta)) return;
   const meta: Obj = { ...rest.meta };
   delete meta.versionId;
   delete meta.lastUpdated;
   if (Array.isArray(meta.profile)) {
-    const own = (p: unknown) =>
-      ownProfile instanceof RegExp ? typeof p === 'string' && ownProfile.test(p) : p === ownProfile;
-    const profiles = meta.profile.filter((p) => !own(p));
-    if (profiles.length) meta.profile = profiles;
-    else delete meta.profile;
+    const others = meta.profile.filter((p) => p !== ownClaim);
+    delete meta.profile;
+    if (others.length) {
+      const kept = Array.isArray(meta.extension) ? meta.extension : [];
+      meta.extension = [
+        ...kept,
+        ...others.map((claim) => ({ url: EXTENSION.sourceProfileClaim, valueCanonical: claim })),
+      ] as Json[];
+    }
   }
   if (Object.keys(meta).length) rest.meta = meta as JsonObject;
   else delete rest.meta;

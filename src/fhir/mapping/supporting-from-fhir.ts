@@ -10,7 +10,6 @@ import {
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   SYSTEM,
-  US_CORE_PREFERENCE_PROFILE,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
 } from './codes.js';
@@ -27,9 +26,9 @@ import {
 import { barrierFromValue, isBarrierCode, strengthCategories } from './shapes.js';
 
 /** Common part of the Observations and Conditions the plan maps: status, subject, meta, identifiers. */
-function supportingRest(resource: Resource, patient: Reference, profile?: string | RegExp): Obj {
+function supportingRest(resource: Resource, patient: Reference, ownClaim?: string): Obj {
   const rest: Obj = cloneJson(resource) as unknown as Obj;
-  takeMeta(rest, profile);
+  takeMeta(rest, ownClaim);
   takeIdentifiers(rest);
   takeSubject(rest, 'subject', patient);
   return rest;
@@ -95,9 +94,9 @@ export function preferenceFromFhir(
     jsonEqual(observation.code, { coding: [PREFERENCE_CODE[k]] }),
   );
   if (!kind || !text(observation.valueString) || observation.status !== 'final') return undefined;
-  // Recognised by its code; a claim of a US Core preference profile (any version) is not carried: the service
-  // claims none (the profiles exist only from US Core 7.0.0).
-  const rest = supportingRest(observation, patient, US_CORE_PREFERENCE_PROFILE);
+  // Recognised by its code, whatever preference profile (of any version) it claims: the service claims none at
+  // US Core 6.1.0 (the profiles exist only from 7.0.0), so such a claim is kept as a source-profile-claim.
+  const rest = supportingRest(observation, patient);
   return { kind, ...statementFromFhir(observation, id, rest) };
 }
 
