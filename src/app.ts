@@ -225,7 +225,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     onUnauthorized: smart ? (authorization) => smart.invalidate(authorization) : undefined,
   });
   app.decorate('fhir', gateway);
-  const carePlans = new CarePlanService(gateway);
+  const carePlans = new CarePlanService(gateway, undefined, config.usCoreVersion);
   app.decorate('carePlans', carePlans);
   warmUpMapping(carePlans);
   const planSchema = bodies.getSchema('SharedCarePlan#');

@@ -73,6 +73,8 @@ export interface Config {
    * server, whose loopback address means nothing to a caller: its answers then carry no fullUrl.
    */
   fhirPublicBaseUrl?: string;
+  /** The US Core version of every profile the service claims (US_CORE_VERSION): 6.1.0 (default) or 7.0.0. */
+  usCoreVersion: '6.1.0' | '7.0.0';
 }
 
 export class ConfigError extends Error {}
@@ -292,6 +294,7 @@ export function loadConfig(env: Env = process.env): Config {
     heapGrowthPercent: integer(env, 'HEAP_GROWTH_PERCENT', 30, 0, 300),
     ...inboundTimeouts(env),
     fhirPublicBaseUrl: url(env, 'FHIR_PUBLIC_BASE_URL') ?? url(env, 'FHIR_BASE_URL'),
+    usCoreVersion: oneOf(env, 'US_CORE_VERSION', ['6.1.0', '7.0.0'] as const, '6.1.0'),
   };
 }
 

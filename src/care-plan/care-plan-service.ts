@@ -5,7 +5,7 @@ import { type Caller, callerDisplay, idempotencyScope, subjectPatient } from '..
 import { ApiProblem } from '../errors.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/gateway.js';
 import { cloneJson, jsonEqual } from '../fhir/mapping/carry.js';
-import { EXTENSION, SYSTEM } from '../fhir/mapping/codes.js';
+import { DEFAULT_US_CORE_VERSION, EXTENSION, SYSTEM, type UsCoreVersion } from '../fhir/mapping/codes.js';
 import {
   type FhirPlanSource,
   PlanSourceError,
@@ -157,6 +157,8 @@ export class CarePlanService {
   constructor(
     private readonly gateway: FhirGateway,
     private readonly newUuid: () => string = randomUUID,
+    /** The US Core version of every profile claimed (US_CORE_VERSION); reading takes the claims of this version. */
+    readonly usCoreVersion: UsCoreVersion = DEFAULT_US_CORE_VERSION,
   ) {}
 
   /** Maps a plan to a transaction Bundle and validates every resource in it. Pure: nothing is sent. */
@@ -171,6 +173,7 @@ export class CarePlanService {
     // another base (the $to-fhir route: the public base).
     const bundle = planToTransaction(plan, {
       serverBase: this.gateway?.baseUrl,
+      usCoreVersion: this.usCoreVersion,
       ...options,
       newUuid: this.newUuid,
     });
@@ -211,7 +214,7 @@ export class CarePlanService {
       }
       throw error;
     }
-    return planFromFhir(source);
+    return planFromFhir(source, this.usCoreVersion);
   }
 
   /**
@@ -231,6 +234,7 @@ export class CarePlanService {
       recorded: new Date().toISOString(),
       idempotencyTag,
       uuid: this.newUuid(),
+      usCoreVersion: this.usCoreVersion,
     });
     const provenance = result.entry?.[result.entry.length - 1]?.resource as Provenance;
     const issues = validateFhirResource(provenance, 'outbound');

@@ -22,7 +22,15 @@ import type {
   Strength,
 } from '../../care-plan/care-plan.js';
 import { cloneJson, compact, isPlainObject, type Json, type JsonObject, jsonEqual } from './carry.js';
-import { ACHIEVEMENT_DISPLAY, EXTENSION, GOAL_PRIORITY_DISPLAY, PROFILE } from './codes.js';
+import {
+  ACHIEVEMENT_DISPLAY,
+  DEFAULT_US_CORE_VERSION,
+  EXTENSION,
+  GOAL_PRIORITY_DISPLAY,
+  type UsCoreProfiles,
+  type UsCoreVersion,
+  usCoreProfiles,
+} from './codes.js';
 import { carePlanNarrative } from './narrative.js';
 import type { FhirPlanSource } from './plan-source.js';
 import {
@@ -66,7 +74,15 @@ export {
 
 // ---------- the mapping ----------
 
-export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
+/**
+ * The plan a CarePlan holds. Resources are recognised by their content (codes, categories), whatever profile they
+ * claim; the claim the service makes itself at `usCoreVersion` is taken, every other one kept (takeMeta).
+ */
+export function planFromFhir(
+  source: FhirPlanSource,
+  usCoreVersion: UsCoreVersion = DEFAULT_US_CORE_VERSION,
+): SharedCarePlan {
+  const profiles = usCoreProfiles(usCoreVersion);
   const carePlan = source.carePlan;
   const rest: Obj = cloneJson(carePlan) as unknown as Obj;
   const patientSplit = splitReference(carePlan.subject);
@@ -94,7 +110,12 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
       carriedGoalRefs.push(ref);
       continue;
     }
-    const goal = goalFromFhir(resource as FhirGoal, idOf(ref.reference as string, resource), patient);
+    const goal = goalFromFhir(
+      resource as FhirGoal,
+      idOf(ref.reference as string, resource),
+      patient,
+      profiles,
+    );
     goals.push(goal);
     const link = goal.key ?? goal.id;
     if (link) {
@@ -118,7 +139,7 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
   if (carePlan.id) plan.id = carePlan.id;
   if (carePlan.meta?.versionId) plan.version = carePlan.meta.versionId;
   if (carePlan.meta?.lastUpdated) plan.lastUpdated = carePlan.meta.lastUpdated;
-  takeMeta(rest, PROFILE.carePlan);
+  takeMeta(rest, profiles.carePlan);
   takeIdentifiers(rest);
   if (text(carePlan.title)) plan.title = carePlan.title;
   if (text(carePlan.description)) plan.description = carePlan.description;
@@ -150,6 +171,7 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
         resource as FhirCareTeam,
         idOf(ref.reference as string, resource),
         patient,
+        profiles,
       );
     } else careTeamRefs.push(ref);
   }
@@ -169,7 +191,7 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
     if (resource?.resourceType === 'Observation') {
       const observation = resource as Observation;
       const whatMatters = plan.whatMatters ? undefined : whatMattersFromFhir(observation, id, patient);
-      const preference = whatMatters ? undefined : preferenceFromFhir(observation, id, patient);
+      const preference = whatMatters ? undefined : preferenceFromFhir(observation, id, patient, profiles);
       const barrier =
         whatMatters || preference ? undefined : barrierFromFhir(observation, id, patient, goalLinks);
       if (whatMatters) plan.whatMatters = whatMatters;
@@ -235,9 +257,14 @@ export function planFromFhir(source: FhirPlanSource): SharedCarePlan {
   return plan;
 }
 
-function goalFromFhir(resource: FhirGoal, id: string | undefined, patient: Reference): Goal {
+function goalFromFhir(
+  resource: FhirGoal,
+  id: string | undefined,
+  patient: Reference,
+  profiles: UsCoreProfiles,
+): Goal {
   const rest: Obj = cloneJson(resource) as unknown as Obj;
-  takeMeta(rest, PROFILE.goal);
+  takeMeta(rest, profiles.goal);
   const key = takeIdentifiers(rest);
   const description: Goal['description'] = {};
   const descriptionRest: Obj = isPlainObject(resource.description) ? { ...resource.description } : {};
@@ -306,9 +333,14 @@ function targetFromFhir(target: NonNullable<FhirGoal['target']>[number]): GoalTa
   return Object.keys(model).length ? model : undefined;
 }
 
-function careTeamFromFhir(resource: FhirCareTeam, id: string | undefined, patient: Reference): CareTeam {
+function careTeamFromFhir(
+  resource: FhirCareTeam,
+  id: string | undefined,
+  patient: Reference,
+  profiles: UsCoreProfiles,
+): CareTeam {
   const rest: Obj = cloneJson(resource) as unknown as Obj;
-  takeMeta(rest, PROFILE.careTeam);
+  takeMeta(rest, profiles.careTeam);
   takeIdentifiers(rest);
   const members: CareTeamMember[] = [];
   const carriedParticipants: Json[] = [];

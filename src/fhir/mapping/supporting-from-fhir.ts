@@ -10,6 +10,7 @@ import {
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   SYSTEM,
+  type UsCoreProfiles,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
 } from './codes.js';
@@ -89,14 +90,17 @@ export function preferenceFromFhir(
   observation: Observation,
   id: string | undefined,
   patient: Reference,
+  profiles: UsCoreProfiles,
 ): Preference | undefined {
   const kind = (Object.keys(PREFERENCE_CODE) as Preference['kind'][]).find((k) =>
     jsonEqual(observation.code, { coding: [PREFERENCE_CODE[k]] }),
   );
   if (!kind || !text(observation.valueString) || observation.status !== 'final') return undefined;
   // Recognised by its code, whatever preference profile (of any version) it claims: the service claims none at
-  // US Core 6.1.0 (the profiles exist only from 7.0.0), so such a claim is kept as a source-profile-claim.
-  const rest = supportingRest(observation, patient);
+  // US Core 6.1.0 (the profiles exist only from 7.0.0); a claim other than the service's own is kept (takeMeta).
+  const own =
+    kind === 'care-experience' ? profiles.careExperiencePreference : profiles.treatmentInterventionPreference;
+  const rest = supportingRest(observation, patient, own);
   return { kind, ...statementFromFhir(observation, id, rest) };
 }
 

@@ -8,6 +8,7 @@ import {
   PERSONAL_VALUE_CODE,
   PREFERENCE_CODE,
   SYSTEM,
+  type UsCoreProfiles,
   WHAT_MATTERS_CATEGORY,
   WHAT_MATTERS_CODE,
 } from './codes.js';
@@ -60,12 +61,17 @@ export function buildPreference(
   preference: Preference,
   id: string | undefined,
   patient: FhirReference,
+  profiles: UsCoreProfiles,
 ): Observation {
   const observation = statementObservation(preference, id, patient, {
     code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
   });
-  // No profile claimed: the US Core preference profiles exist only from US Core 7.0.0 (see PROFILE).
-  return profiled(observation, undefined, preference.unmappedFhir);
+  // The US Core preference profiles exist only from 7.0.0: at 6.1.0 none is claimed (usCoreProfiles).
+  const profile =
+    preference.kind === 'care-experience'
+      ? profiles.careExperiencePreference
+      : profiles.treatmentInterventionPreference;
+  return profiled(observation, profile, preference.unmappedFhir);
 }
 
 export function buildBarrier(

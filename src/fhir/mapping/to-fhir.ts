@@ -14,7 +14,7 @@ import type {
 } from 'fhir/r4.js';
 import type { Activity, Goal, GoalTarget, SharedCarePlan } from '../../care-plan/care-plan.js';
 import { compact, mergeCarried } from './carry.js';
-import { EXTENSION, PROFILE, SYSTEM } from './codes.js';
+import { EXTENSION, SYSTEM, type UsCoreProfiles, type UsCoreVersion, usCoreProfiles } from './codes.js';
 import { carePlanNarrative } from './narrative.js';
 import { profiled } from './profiles.js';
 import {
@@ -65,6 +65,8 @@ export interface ToFhirOptions {
    * the Bundle. Without it, PUT entries have no fullUrl.
    */
   serverBase?: string;
+  /** The US Core version of every profile claimed (US_CORE_VERSION; default 6.1.0). */
+  usCoreVersion?: UsCoreVersion;
 }
 
 /** Where a resource of the plan lives and how other resources point at it. */
@@ -132,6 +134,7 @@ function withIdentifiersFirst<T extends Resource>(resource: T, first: Identifier
 }
 
 export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions): Bundle {
+  const profiles = usCoreProfiles(options.usCoreVersion);
   const patient: FhirReference = { ...plan.patient };
   const built: Built[] = [];
   const goalReference = new Map<string, string>();
@@ -153,7 +156,7 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   };
 
   const goalPlacements = (plan.goals ?? []).map((goal, index) => {
-    const placement = add('Goal', goal.id, `/goal/${index}`, (p) => buildGoal(goal, p, patient));
+    const placement = add('Goal', goal.id, `/goal/${index}`, (p) => buildGoal(goal, p, patient, profiles));
     if (goal.key) goalReference.set(goal.key, placement.reference);
     if (goal.id) goalReference.set(goal.id, placement.reference);
     return placement;
@@ -178,7 +181,9 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
               ),
             ),
           }) as CareTeam,
-          careTeam.members.length > 0 && careTeam.members.every((m) => m.role) ? PROFILE.careTeam : undefined,
+          careTeam.members.length > 0 && careTeam.members.every((m) => m.role)
+            ? profiles.careTeam
+            : undefined,
           careTeam.unmappedFhir,
         ),
       )
@@ -196,7 +201,7 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   (plan.preferences ?? []).forEach((preference, index) => {
     supporting.push(
       add('Observation', preference.id, `/preference/${index}`, (p) =>
-        buildPreference(preference, p.id, patient),
+        buildPreference(preference, p.id, patient, profiles),
       ),
     );
   });
@@ -263,7 +268,7 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
       activity: (plan.activities ?? []).map((activity) => buildActivity(activity, linkGoals(activity.goals))),
     }) as CarePlan,
     // US Core 6.1.0 CarePlan requires an assess-plan category and a narrative.
-    PROFILE.carePlan,
+    profiles.carePlan,
     carried,
   );
 
@@ -310,7 +315,7 @@ function entryFor(
   };
 }
 
-function buildGoal(goal: Goal, p: Placement, patient: FhirReference): FhirGoal {
+function buildGoal(goal: Goal, p: Placement, patient: FhirReference, profiles: UsCoreProfiles): FhirGoal {
   const identifiers: Identifier[] = goal.key ? [{ system: SYSTEM.goalKey, value: goal.key }] : [];
   const resource = compact({
     resourceType: 'Goal',
@@ -327,7 +332,7 @@ function buildGoal(goal: Goal, p: Placement, patient: FhirReference): FhirGoal {
     expressedBy: goal.expressedBy,
   }) as FhirGoal;
   // US Core 6.1.0 Goal: lifecycleStatus, description and subject, all always present here.
-  return profiled(resource, PROFILE.goal, goal.unmappedFhir);
+  return profiled(resource, profiles.goal, goal.unmappedFhir);
 }
 
 function buildActivity(activity: Activity, goals: FhirReference[]): CarePlanActivity {

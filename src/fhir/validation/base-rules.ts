@@ -1,12 +1,5 @@
 // Base R4 rules per resource type that the official JSON schema cannot express.
-import {
-  asArray,
-  hasChoice,
-  isObject,
-  type Json,
-  type ReportFn,
-  requirePrimitive,
-} from './rule-kit.js';
+import { asArray, hasChoice, isObject, type Json, type ReportFn, requirePrimitive } from './rule-kit.js';
 import {
   CONDITION_CLINICAL_SYSTEM,
   CONDITION_VER_STATUS_SYSTEM,

@@ -2,17 +2,21 @@
 import { asArray, hasChoice, hasPrimitive, isObject, type Json, type ReportFn } from './rule-kit.js';
 
 const US_CORE_SD = 'http://hl7.org/fhir/us/core/StructureDefinition/';
+/** The default US Core version the service claims (US_CORE_VERSION, config.ts). */
 export const US_CORE_VERSION = '6.1.0';
+/** The US Core versions whose rules below are written (the service claims one of them, US_CORE_VERSION). */
+const RULE_VERSIONS = ['6.1.0', '7.0.0'] as const;
 
 /**
- * True when meta.profile claims `us-core-<name>` unversioned or `|<version>` (other versions differ). The
- * version is 6.1.0 except for the profiles that exist only from a later US Core version (the preferences: 7.0.0).
+ * True when meta.profile claims `us-core-<name>` unversioned or `|<version>` of a version the rules follow
+ * (6.1.0 and 7.0.0: the rules below are the same in both, see each rule; 7.0.0 only for the preferences, which
+ * 6.1.0 does not have). Other versions may differ and are not checked here.
  */
-export function claims(r: Json, name: string, version: string = US_CORE_VERSION): boolean {
+export function claims(r: Json, name: string, versions: readonly string[] = RULE_VERSIONS): boolean {
   const meta = r.meta;
   if (!isObject(meta) || !Array.isArray(meta.profile)) return false;
   const url = US_CORE_SD + name;
-  for (const p of meta.profile) if (p === url || p === `${url}|${version}`) return true;
+  for (const p of meta.profile) if (p === url || versions.some((v) => p === `${url}|${v}`)) return true;
   return false;
 }
 
@@ -20,7 +24,8 @@ const hasCoding = (cc: unknown, system: string, code: string): boolean =>
   isObject(cc) && asArray(cc.coding).some((c) => isObject(c) && c.system === system && c.code === code);
 
 /**
- * US Core CarePlan 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-careplan.html):
+ * US Core CarePlan 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-careplan.html; the same in
+ * 7.0.0, https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-careplan.html):
  * text 0..1 MS with text.status 1..1 bound (required) to us-core-narrative-status (generated | additional)
  * and text.div 1..1; category 1..* with slice AssessPlan 1..1 = careplan-category#assess-plan; subject 1..1.
  * (status/intent 1..1 and their bindings are base R4, checked above.)
@@ -55,7 +60,8 @@ function usCoreCarePlan(r: Json, report: ReportFn): void {
 }
 
 /**
- * US Core Goal 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-goal.html):
+ * US Core Goal 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-goal.html; 7.0.0 adds no
+ * cardinality, https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-goal.html):
  * lifecycleStatus, description and subject 1..1 (also base R4). description is a CodeableConcept that may
  * be text only ("free text or codes"): it must carry description.text or a coding.
  */
@@ -69,7 +75,8 @@ function usCoreGoal(r: Json, report: ReportFn): void {
 }
 
 /**
- * US Core CareTeam 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-careteam.html):
+ * US Core CareTeam 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-careteam.html; the same in
+ * 7.0.0, https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-careteam.html):
  * subject 1..1, participant 1..*, participant.role 1..1, participant.member 1..1.
  */
 function usCoreCareTeam(r: Json, report: ReportFn): void {
@@ -106,7 +113,8 @@ function usCorePreference(rule: string, loinc: string) {
 }
 
 /**
- * US Core Provenance 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-provenance.html):
+ * US Core Provenance 6.1.0 (https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-provenance.html; the same
+ * in 7.0.0, https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-provenance.html):
  * target 1..*, recorded 1..1 (base R4), agent 1..* with agent.type 1..1 and agent.who 1..1;
  * provenance-1: onBehalfOf SHALL be present when agent.who is a Practitioner or Device.
  */
@@ -134,10 +142,10 @@ function usCoreProvenance(r: Json, report: ReportFn): void {
   });
 }
 
-/** The US Core version of a profile rule, where it is not US_CORE_VERSION. */
-export const PROFILE_VERSION: Record<string, string> = {
-  'us-core-care-experience-preference': '7.0.0',
-  'us-core-treatment-intervention-preference': '7.0.0',
+/** The US Core versions of a profile rule, where they are not RULE_VERSIONS. */
+export const PROFILE_VERSION: Record<string, readonly string[]> = {
+  'us-core-care-experience-preference': ['7.0.0'],
+  'us-core-treatment-intervention-preference': ['7.0.0'],
 };
 
 export const PROFILE_RULES: Record<
