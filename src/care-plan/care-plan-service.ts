@@ -13,6 +13,7 @@ import {
   planSourceFromFhir,
   resolverFor,
 } from '../fhir/mapping/from-fhir.js';
+import { planFromFhirWithReport } from '../fhir/mapping/not-taken.js';
 import { managedIdentifiers, ownParts, partReferencesOf, planKeyOf } from '../fhir/mapping/plan-parts.js';
 import { planRevision, withProvenance } from '../fhir/mapping/provenance.js';
 import { planToTransaction, type ToFhirOptions } from '../fhir/mapping/to-fhir.js';
@@ -214,7 +215,9 @@ export class CarePlanService {
       }
       throw error;
     }
-    return planFromFhir(source, this.usCoreVersion);
+    // Nothing is dropped silently: the input resources the plan does not hold are listed, with why.
+    const { plan, notTaken } = planFromFhirWithReport(source, this.usCoreVersion);
+    return notTaken.length ? { ...plan, notTaken } : plan;
   }
 
   /**

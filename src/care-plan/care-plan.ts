@@ -10,6 +10,7 @@ export type {
   Goal,
   GoalAgreement,
   GoalTarget,
+  NotTaken,
   Period,
   Preference,
   Quantity,

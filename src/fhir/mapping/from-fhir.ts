@@ -117,6 +117,7 @@ export function planFromFhir(
       profiles,
     );
     goals.push(goal);
+    source.taken?.(resource);
     const link = goal.key ?? goal.id;
     if (link) {
       goalLinkByReference.set(ref.reference as string, link);
@@ -167,6 +168,7 @@ export function planFromFhir(
   for (const ref of carePlan.careTeam ?? []) {
     const resource = plan.careTeam ? undefined : resolveOwn(wholeReference(ref)?.reference);
     if (resource?.resourceType === 'CareTeam') {
+      source.taken?.(resource);
       plan.careTeam = careTeamFromFhir(
         resource as FhirCareTeam,
         idOf(ref.reference as string, resource),
@@ -203,6 +205,7 @@ export function planFromFhir(
       if (strength) strengths.push(strength);
       mapped = !!strength;
     }
+    if (mapped && resource) source.taken?.(resource);
     if (mapped && reference?.startsWith('#')) containedUsed.add(reference.slice(1));
     if (!mapped) supportingRefs.push(ref);
   }

@@ -7,6 +7,10 @@ export interface FhirPlanSource {
   carePlan: CarePlan;
   /** Finds a referenced resource: contained (#id), in the same Bundle, or read from the server. */
   resolve(reference: string): Resource | undefined;
+  /** The input's other resources (Bundle entries besides the CarePlan), to report those the plan does not take. */
+  others?: { pointer: string; resource: Resource }[];
+  /** Told of every resolved resource the mapping takes as a part of the plan. */
+  taken?(resource: Resource): void;
 }
 
 export class PlanSourceError extends Error {
@@ -63,7 +67,12 @@ export function planSourceFromFhir(input: Resource, carePlanId?: string): FhirPl
     );
   }
   const carePlan = chosen[0].carePlan;
-  return { carePlan, resolve: resolverFor(carePlan, index) };
+  const others = (bundle.entry ?? []).flatMap((entry, i) =>
+    entry.resource && entry.resource !== carePlan
+      ? [{ pointer: `/entry/${i}/resource`, resource: entry.resource }]
+      : [],
+  );
+  return { carePlan, resolve: resolverFor(carePlan, index), others };
 }
 
 /**
