@@ -121,7 +121,7 @@ public final class ConformanceRun {
       List<IBaseResource> usCore =
           readPackage(parser, packages.resolve("hl7.fhir.us.core-" + version + ".tgz"), true);
       for (IBaseResource r : usCore)
-        if (officialProfile == null && r instanceof org.hl7.fhir.r4.model.StructureDefinition sd && "us-core-goal".equals(sd.getIdPart()))
+        if (officialProfile == null && r instanceof org.hl7.fhir.r4.model.StructureDefinition sd && "us-core-race".equals(sd.getIdPart()))
           officialProfile = parser.encodeResourceToString(sd);
       PrePopulatedValidationSupport pre = new PrePopulatedValidationSupport(ctx);
       for (IBaseResource r : terminology) pre.addResource(r);
@@ -154,8 +154,10 @@ public final class ConformanceRun {
       v.validateWithResult("{\"resourceType\":\"Patient\",\"id\":\"warm\"}");
     // The project's StructureDefinitions: their snapshots, generated from their differentials by the chain (as every
     // validation of one of their extensions does), printed, and compared with the snapshots they are served with
-    // (schemas/fhir, written by --write-snapshots). Then whether the validator's own check of a StructureDefinition
-    // resource works here at all: it is tried on US Core's us-core-goal, unchanged (printed, for the record).
+    // (schemas/fhir, written by --write-snapshots). The validator's own check of an extension's StructureDefinition
+    // needs the HL7 core package hl7.fhir.r4.core, which it tries to download; no registry reached here has it. That
+    // error is set aside (counted, printed) only when US Core's own extension us-core-race, unchanged, gets it too in
+    // this run, and only for a project definition whose snapshot the chain generated and which is served with it.
     IValidationSupport chain61 = supports.get("6.1.0");
     for (IBaseResource r : own) {
       if (!(r instanceof org.hl7.fhir.r4.model.StructureDefinition sd)) continue;
@@ -189,8 +191,10 @@ public final class ConformanceRun {
         if (isError(m.getSeverity()) && CORE_PACKAGE_MISSING.matcher(String.valueOf(m.getMessage())).find())
           corePackageMissingForOfficial = true;
     System.out.printf(
-        "the validator's own StructureDefinition check needs hl7.fhir.r4.core: %s%n",
-        corePackageMissingForOfficial ? "it fails for US Core's us-core-goal too (no such package here)" : "it works for US Core's us-core-goal");
+        "the validator's own check of an extension definition needs hl7.fhir.r4.core: %s%n",
+        corePackageMissingForOfficial
+            ? "it fails for US Core's us-core-race too (no such package here)"
+            : "it works for US Core's us-core-race");
     if (writeSnapshots != null) return 0;
     long tLoaded = System.nanoTime();
     System.out.printf("validator ready in %.1f s%n", (tLoaded - t0) / 1e9);
@@ -215,6 +219,21 @@ public final class ConformanceRun {
     } finally {
       pool.shutdown();
     }
+    // Set aside (counted, printed) the one harness limit, only where it is shown to be one (above).
+    int setAside = 0;
+    for (java.util.Iterator<Finding> it = errors.iterator(); it.hasNext(); ) {
+      Finding f = it.next();
+      if (corePackageMissingForOfficial
+          && "definition".equals(f.source())
+          && "ERROR_GENERATING_SNAPSHOT".equals(f.messageId())
+          && CORE_PACKAGE_MISSING.matcher(String.valueOf(f.message())).find()
+          && snapshotsGenerated.keySet().stream().anyMatch(u -> u.endsWith("/" + f.resource()))
+          && staleSnapshots.isEmpty()) {
+        it.remove();
+        setAside++;
+      }
+    }
+    final int coreCheckSetAside = setAside;
     errors.sort(
         java.util.Comparator.comparing((Finding f) -> String.valueOf(f.source()))
             .thenComparing(f -> String.valueOf(f.label()))
@@ -292,6 +311,9 @@ public final class ConformanceRun {
     Map<String, List<Finding>> errorKinds = new TreeMap<>();
     for (Finding f : errors) errorKinds.computeIfAbsent(kindOf(f.messageId, f.message), k -> new ArrayList<>()).add(f);
     out.printf("== errors: %d, of %d kinds (all of them in %s)%n", errors.size(), errorKinds.size(), errorsFile);
+    out.printf(
+        "  set aside: %d ERROR_GENERATING_SNAPSHOT on the project's extension definitions (the validator needs hl7.fhir.r4.core, which no registry here has; US Core's us-core-race gets it too; snapshots generated from the differentials and served: %s)%n",
+        coreCheckSetAside, new TreeMap<>(snapshotsGenerated));
     for (Map.Entry<String, List<Finding>> kind : errorKinds.entrySet()) {
       out.printf("  [%d] %s%n", kind.getValue().size(), kind.getKey());
       kind.getValue().stream()
