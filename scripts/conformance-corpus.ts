@@ -34,14 +34,17 @@ import { pino } from 'pino';
 import { projectDefinitions } from '../src/care-plans/definitions.js';
 import { loadConfig } from '../src/config.js';
 import { startEmbeddedFhirServer } from '../src/embedded-fhir/server.js';
-import { BARRIER_LABEL, ROLE_LABEL } from '../src/fhir/mapping/codes.js';
 import { buildApp } from '../src/http/app.js';
 import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { fromRoot } from '../src/paths.js';
 import { arbitraryPlan } from '../test/helpers/plans.js';
+import { coveragePlans, examples, LONG, withCarried, withIds, wrapStandalone } from './conformance-plans.js';
 
 const outDir = process.argv[2] ?? fromRoot('test-output', 'conformance');
 const planCount = Number(process.argv[3] ?? 200);
+// The same corpus with US_CORE_VERSION=7.0.0 (its sources tagged "@7.0.0"), with fewer generated plans: the
+// mapping differs between the versions only in the claims, which every plan of either run makes.
+const planCount7 = Number(process.argv[4] ?? Math.min(planCount, 60));
 const SEED = 20260413;
 const logger = pino({ level: 'silent' });
 
@@ -52,7 +55,9 @@ interface Item {
 }
 const items: Item[] = [];
 const problems: string[] = [];
-const add = (source: string, label: string, resource: Resource) => items.push({ source, label, resource });
+let versionTag = '';
+const add = (source: string, label: string, resource: Resource) =>
+  items.push({ source: `${source}${versionTag}`, label, resource });
 
 /** A loopback proxy between the app and the embedded FHIR server that records every transaction Bundle sent. */
 async function recordingProxy(target: string, record: (bundle: Bundle) => void) {
@@ -95,165 +100,15 @@ async function recordingProxy(target: string, record: (bundle: Bundle) => void) 
   };
 }
 
-const examples = (name: string) =>
-  JSON.parse(readFileSync(fromRoot('schemas', 'examples', name), 'utf8')) as Record<string, unknown>;
-
-/** Ids on every part, so that $to-fhir writes PUT entries (an update of a stored plan). */
-function withIds(plan: SharedCarePlan, n: number): SharedCarePlan {
-  const p = structuredClone(plan) as SharedCarePlan & Record<string, unknown>;
-  p.id = `plan-${n}`;
-  p.goals?.forEach((g, i) => {
-    g.id = `goal-${n}-${i}`;
-  });
-  if (p.careTeam) p.careTeam.id = `team-${n}`;
-  if (p.whatMatters) p.whatMatters.id = `wm-${n}`;
-  p.preferences?.forEach((x, i) => {
-    x.id = `pref-${n}-${i}`;
-  });
-  p.barriers?.forEach((x, i) => {
-    x.id = `barrier-${n}-${i}`;
-  });
-  p.strengths?.forEach((x, i) => {
-    x.id = `strength-${n}-${i}`;
-  });
-  p.activities?.forEach((x, i) => {
-    x.id = `activity-${n}-${i}`;
-  });
-  return p;
-}
-
-const LONG =
-  `${'Ich möchte wieder selbst einkaufen gehen — 走路去市场 — caminar al mercado 🙂 '.repeat(40)}`.trim();
-
-/** Carried FHIR the model has no field for (as $from-fhir would have put it in unmappedFhir). */
-function withCarried(plan: SharedCarePlan): SharedCarePlan {
-  const p = structuredClone(plan);
-  p.unmappedFhir = {
-    note: [{ text: 'Carried note on the plan' }],
-    identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5', value: 'ext-42' }],
-  };
-  p.goals?.forEach((g) => {
-    g.unmappedFhir = { note: [{ text: 'Carried goal note' }] };
-  });
-  return p;
-}
-
-/** Plans that between them hold every role, barrier category, preference kind and activity form. */
-function coveragePlans(): SharedCarePlan[] {
-  const patient = { reference: 'Patient/coverage', display: 'Zoë Ñúñez-Łukasz' };
-  const roles = Object.keys(ROLE_LABEL) as (keyof typeof ROLE_LABEL)[];
-  const barriers = Object.keys(BARRIER_LABEL) as (keyof typeof BARRIER_LABEL)[];
-  const base: SharedCarePlan = {
-    patient,
-    status: 'active',
-    intent: 'plan',
-    title: LONG.slice(0, 200),
-    description: LONG,
-    period: { start: '2026-01-31', end: '2026-12-31' },
-    created: '2026-01-31T09:30:00+01:00',
-    author: { reference: 'Practitioner/dr-okafor', display: 'Dr Okafor' },
-    contributors: [patient, { reference: 'RelatedPerson/ana-lopez', display: 'Ana' }],
-    whatMatters: {
-      statement: 'Being at home with my cat 🐈',
-      values: ['Independence', 'Family'],
-      recordedOn: '2026-01-31',
-      expressedBy: patient,
-    },
-    preferences: [
-      { kind: 'care-experience', statement: 'Speak Spanish with me', recordedOn: '2026-01-31T10:00:00Z' },
-      { kind: 'treatment-intervention', statement: 'No surgery', expressedBy: patient },
-    ],
-    goals: [
-      {
-        key: 'g0',
-        description: { text: 'Walk to the market' },
-        lifecycleStatus: 'active',
-        achievementStatus: 'in-progress',
-        priority: 'high-priority',
-        startDate: '2026-02-01',
-        expressedBy: patient,
-        targets: [
-          {
-            measure: { text: 'Distance' },
-            quantity: { value: 800, unit: 'm', system: 'http://unitsofmeasure.org', code: 'm' },
-            dueDate: '2026-06-30',
-          },
-        ],
-        agreements: [
-          { who: patient, status: 'agree' },
-          { who: { reference: 'Practitioner/dr-okafor' }, status: 'pending' },
-        ],
-      },
-    ],
-    careTeam: {
-      name: 'Everyone',
-      status: 'active',
-      members: roles.map((role, i) => ({
-        member: i === 0 ? patient : { reference: `Practitioner/p-${role}`, display: ROLE_LABEL[role] },
-        role,
-        roleText: `${ROLE_LABEL[role]} — ${role}`,
-      })),
-    },
-    barriers: [
-      ...barriers.map((category) => ({ statement: `Barrier: ${category}`, category, goals: ['g0'] })),
-      { statement: 'A barrier in words only' },
-    ],
-    strengths: [{ statement: 'Ana visits every day', goals: ['g0'] }, { statement: 'Loves music' }],
-    activities: [
-      {
-        description: 'Home exercises',
-        status: 'in-progress',
-        scheduled: { start: '2026-02-01', end: '2026-05-01' },
-        performers: [patient],
-        goals: ['g0'],
-        code: { text: 'Exercise' },
-      },
-      { status: 'scheduled', scheduledText: 'Every Saturday morning' },
-      { reference: { reference: 'ServiceRequest/physio-1', display: 'Physiotherapy referral' } },
-    ],
-    decisions: [
-      {
-        question: 'Clinic or home?',
-        options: [
-          { title: 'Clinic', pros: ['Equipment'], cons: ['No bus'] },
-          { title: 'Home', pros: ['No travel'] },
-        ],
-        chosenOption: 'Home',
-        rationale: 'Transport',
-        participants: [patient],
-        decidedOn: '2026-01-31T10:15:00-05:00',
-      },
-      { question: 'Undecided question', options: [{ title: 'A' }, { title: 'B' }] },
-    ],
-  } as SharedCarePlan;
-  return [base, withIds(base, 9000), withCarried(withIds(base, 9001))];
-}
-
-/** Every external fixture as the mapping tests feed it: a lone Goal, CareTeam or Observation inside a minimal plan. */
-function wrapStandalone(resource: Resource): Resource {
-  if (resource.resourceType === 'CarePlan' || resource.resourceType === 'Bundle') return resource;
-  const subject = (resource as { subject?: { reference?: string } }).subject ?? {
-    reference: 'Patient/example',
-  };
-  const link = { reference: `${resource.resourceType}/${resource.id}` };
-  const carePlan: CarePlan = {
-    resourceType: 'CarePlan',
-    id: 'wrapper',
-    status: 'active',
-    intent: 'plan',
-    subject: { reference: subject.reference },
-    ...(resource.resourceType === 'Goal' ? { goal: [link] } : {}),
-    ...(resource.resourceType === 'CareTeam' ? { careTeam: [link] } : {}),
-    ...(resource.resourceType === 'Observation' ? { supportingInfo: [link] } : {}),
-  };
-  return {
-    resourceType: 'Bundle',
-    type: 'collection',
-    entry: [
-      { fullUrl: 'http://example.org/fhir/CarePlan/wrapper', resource: carePlan },
-      { fullUrl: `http://example.org/fhir/${resource.resourceType}/${resource.id}`, resource },
-    ],
-  } as Bundle;
+async function main() {
+  const started = Date.now();
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(join(outDir, 'definitions'), { recursive: true });
+  await corpusFor('6.1.0', planCount, true);
+  versionTag = ' @7.0.0';
+  await corpusFor('7.0.0', planCount7, false);
+  versionTag = '';
+  writeCorpus(started);
 }
 
 /**
@@ -278,8 +133,8 @@ async function addMeasureResources(app: Awaited<ReturnType<typeof buildApp>>): P
   }
 }
 
-async function main() {
-  const started = Date.now();
+/** The whole corpus as the service writes it with one US_CORE_VERSION (and, once, the project's definitions). */
+async function corpusFor(usCoreVersion: '6.1.0' | '7.0.0', plans: number, withDefinitions: boolean) {
   const embedded = await startEmbeddedFhirServer({ logger });
   let current = 'none';
   const proxy = await recordingProxy(embedded.baseUrl, (bundle) => {
@@ -289,7 +144,12 @@ async function main() {
   // fullUrls are absolute URLs that resolve. With the embedded server and none, the service shows no fullUrl at all
   // (its loopback address is never shown to a caller): that default is not what this corpus validates.
   const config = {
-    ...loadConfig({ LOG_LEVEL: 'silent', AUTH_MODE: 'none', FHIR_PUBLIC_BASE_URL: proxy.baseUrl }),
+    ...loadConfig({
+      LOG_LEVEL: 'silent',
+      AUTH_MODE: 'none',
+      FHIR_PUBLIC_BASE_URL: proxy.baseUrl,
+      US_CORE_VERSION: usCoreVersion,
+    }),
     fhirBaseUrl: proxy.baseUrl,
   };
   const app = await buildApp(config, { logger });
@@ -362,7 +222,7 @@ async function main() {
   if (exampleCount === 0) problems.push('the OpenAPI document has no request examples');
 
   // 2. Generated plans (fixed seed), some with ids, long texts and carried FHIR; then the coverage plans.
-  const generated = fc.sample(arbitraryPlan(), { numRuns: planCount, seed: SEED });
+  const generated = fc.sample(arbitraryPlan(), { numRuns: plans, seed: SEED });
   for (const [i, plan] of generated.entries()) {
     let p = plan;
     if (i % 3 === 1) p = withIds(p, i);
@@ -493,9 +353,7 @@ async function main() {
   }
 
   // 5. The project's own definitions, as the app serves them.
-  rmSync(outDir, { recursive: true, force: true });
-  mkdirSync(join(outDir, 'definitions'), { recursive: true });
-  for (const key of projectDefinitions.keys()) {
+  for (const key of withDefinitions ? projectDefinitions.keys() : []) {
     const reply = await app.inject({ method: 'GET', url: `/fhir/${key}` });
     if (reply.statusCode !== 200) {
       problems.push(`definition ${key}: ${reply.statusCode}`);
@@ -505,17 +363,19 @@ async function main() {
     add('definition', `GET /fhir/${key}`, reply.json());
   }
 
-  await addMeasureResources(app);
+  if (withDefinitions) await addMeasureResources(app);
   await app.close();
   await proxy.close();
   await embedded.close();
+}
 
+function writeCorpus(started: number) {
   writeFileSync(join(outDir, 'corpus.ndjson'), `${items.map((i) => JSON.stringify(i)).join('\n')}\n`);
   const perSource: Record<string, number> = {};
   for (const item of items) perSource[item.source] = (perSource[item.source] ?? 0) + 1;
   writeFileSync(
     join(outDir, 'corpus-summary.json'),
-    `${JSON.stringify({ seed: SEED, generatedPlans: planCount, items: perSource, problems }, null, 2)}\n`,
+    `${JSON.stringify({ seed: SEED, generatedPlans: { '6.1.0': planCount, '7.0.0': planCount7 }, items: perSource, problems }, null, 2)}\n`,
   );
   console.log(
     `corpus: ${items.length} items in ${((Date.now() - started) / 1000).toFixed(1)} s -> ${outDir}/corpus.ndjson`,

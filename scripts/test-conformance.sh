@@ -4,6 +4,9 @@
 # packages, hl7.terminology.r4, the project's own definitions and the PCO / SDOHCC code systems
 # (test/conformance/README.md). Fails (never skips) when Java 17+ or Maven is missing.
 #   CONFORMANCE_PLANS    generated plans in the corpus (default 200)
+#   CONFORMANCE_PLANS_7  generated plans in the corpus produced with US_CORE_VERSION=7.0.0 (default 60)
+# With --write-snapshots (npm run conformance:snapshots) it only writes the snapshots of the project's
+# StructureDefinitions (schemas/fhir), generated from their differentials by the validator's chain, and stops.
 #   CONFORMANCE_THREADS  validator threads (default: the number of cores)
 #   CONFORMANCE_JAVA_OPTS JVM options (default below)
 set -euo pipefail
@@ -31,15 +34,22 @@ if ! mvn -B -q -Dstyle.color=never -f "$DIR/pom.xml" compile >"$DIR/target/build
   die "maven build failed (full output: $DIR/target/build.log)"
 fi
 
+JAVA_OPTS="${CONFORMANCE_JAVA_OPTS:--Xms1g -Xmx4g -XX:+UseParallelGC}"
+CLASSPATH_RUN="$DIR/target/classes:$(cat "$DIR/target/classpath.txt")"
+if [ "${1:-}" = "--write-snapshots" ]; then
+  # shellcheck disable=SC2086
+  exec java $JAVA_OPTS -cp "$CLASSPATH_RUN" local.conformance.ConformanceRun \
+    --packages "$DIR/packages" --ig "$DIR/ig" --definitions schemas/fhir --write-snapshots schemas/fhir
+fi
+
 echo "== corpus: the real app (buildApp) and the embedded FHIR server"
 TS_NODE_TRANSPILE_ONLY=true node --import @isaacs/ts-node-temp-fork-for-pr-2009/import \
-  scripts/conformance-corpus.ts "$OUT" "${CONFORMANCE_PLANS:-200}"
+  scripts/conformance-corpus.ts "$OUT" "${CONFORMANCE_PLANS:-200}" "${CONFORMANCE_PLANS_7:-60}"
 
 echo "== the HL7 reference validator"
-JAVA_OPTS="${CONFORMANCE_JAVA_OPTS:--Xms1g -Xmx4g -XX:+UseParallelGC}"
 set +e
 # shellcheck disable=SC2086
-java $JAVA_OPTS -cp "$DIR/target/classes:$(cat "$DIR/target/classpath.txt")" local.conformance.ConformanceRun \
+java $JAVA_OPTS -cp "$CLASSPATH_RUN" local.conformance.ConformanceRun \
   --packages "$DIR/packages" --ig "$DIR/ig" --controls "$DIR/controls" --accepted "$DIR/accepted-warnings.json" \
   --definitions "$OUT/definitions" --corpus "$OUT/corpus.ndjson" --report "$OUT/report.json" \
   --errors "$OUT/errors.tsv" --threads "${CONFORMANCE_THREADS:-$(nproc)}" 2> "$OUT/validator.log" | tee "$OUT/report.txt"

@@ -75,6 +75,8 @@ export interface Config {
   fhirPublicBaseUrl?: string;
   /** Webhook subscriptions (src/subscriptions/): delivery settings, validated here. */
   webhooks: WebhookConfig;
+  /** The US Core version of every profile the service claims (US_CORE_VERSION): 6.1.0 (default) or 7.0.0. */
+  usCoreVersion: '6.1.0' | '7.0.0';
 }
 
 export interface WebhookConfig {
@@ -316,6 +318,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...inboundTimeouts(env),
     fhirPublicBaseUrl: url(env, 'FHIR_PUBLIC_BASE_URL') ?? url(env, 'FHIR_BASE_URL'),
     webhooks: webhookConfig(env),
+    usCoreVersion: oneOf(env, 'US_CORE_VERSION', ['6.1.0', '7.0.0'] as const, '6.1.0'),
   };
 }
 

@@ -1,9 +1,11 @@
 // The care plan use cases, one face: what the routes call. Each use case lives in its own module (create, edit,
 // queries) over the repository (all FHIR traffic) and the mapping; access rules are in access.ts.
+
 import { randomUUID } from 'node:crypto';
 import type { Bundle } from 'fhir/r4.js';
 import type { FhirGateway } from '../fhir/client/gateway.js';
 import { cloneJson } from '../fhir/mapping/carry.js';
+import type { UsCoreVersion } from '../fhir/mapping/codes.js';
 import type { ToFhirOptions } from '../fhir/mapping/to-fhir.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import { DomainError } from '../model/errors.js';
@@ -32,6 +34,8 @@ export interface CarePlansOptions {
   settleMs?: number;
   /** Checks a plan changed by an edit against the API schema. */
   checkSchema?: PlanSchemaCheck;
+  /** The US Core version of every profile claimed (US_CORE_VERSION). */
+  usCoreVersion?: UsCoreVersion;
 }
 
 export class CarePlans {
@@ -41,9 +45,9 @@ export class CarePlans {
 
   constructor(gateway: FhirGateway, options: CarePlansOptions = {}) {
     const newUuid = options.newUuid ?? randomUUID;
-    this.mapping = new PlanFhir(gateway.baseUrl, newUuid);
+    this.mapping = new PlanFhir(gateway.baseUrl, newUuid, options.usCoreVersion);
     this.deps = {
-      repository: new PlanRepository(gateway),
+      repository: new PlanRepository(gateway, options.usCoreVersion),
       mapping: this.mapping,
       newUuid,
       settleMs: options.settleMs ?? 0,

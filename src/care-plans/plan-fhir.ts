@@ -3,12 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Provenance, Resource } from 'fhir/r4.js';
 import { callerDisplay } from '../auth/caller.js';
-import {
-  type FhirPlanSource,
-  PlanSourceError,
-  planFromFhir,
-  planSourceFromFhir,
-} from '../fhir/mapping/from-fhir.js';
+import { DEFAULT_US_CORE_VERSION, type UsCoreVersion } from '../fhir/mapping/codes.js';
+import { type FhirPlanSource, PlanSourceError, planSourceFromFhir } from '../fhir/mapping/from-fhir.js';
+import { planFromFhirWithReport } from '../fhir/mapping/not-taken.js';
 import { withProvenance } from '../fhir/mapping/provenance.js';
 import { planToTransaction, type ToFhirOptions } from '../fhir/mapping/to-fhir.js';
 import {
@@ -31,11 +28,13 @@ function issuesToErrors(issues: FhirValidationIssue[]): ErrorDetail[] {
 export class PlanFhir {
   /**
    * `serverBase`: the FHIR server the service writes to (PUT entries get their absolute fullUrl there);
-   * `newUuid`: the ids of a transaction's new entries.
+   * `newUuid`: the ids of a transaction's new entries; `usCoreVersion`: the US Core version of every profile
+   * claimed (US_CORE_VERSION); reading takes the claims of this version as the service's own.
    */
   constructor(
     private readonly serverBase: string | undefined,
     private readonly newUuid: () => string = randomUUID,
+    readonly usCoreVersion: UsCoreVersion = DEFAULT_US_CORE_VERSION,
   ) {}
 
   /** Maps a plan to a transaction Bundle and validates every resource in it. */
@@ -50,6 +49,7 @@ export class PlanFhir {
     // another base (the $to-fhir route: the public base).
     const bundle = planToTransaction(plan, {
       serverBase: this.serverBase,
+      usCoreVersion: this.usCoreVersion,
       ...options,
       newUuid: this.newUuid,
     });
@@ -90,7 +90,9 @@ export class PlanFhir {
       }
       throw error;
     }
-    return planFromFhir(source);
+    // Nothing is dropped silently: the input resources the plan does not hold are listed, with why.
+    const { plan, notTaken } = planFromFhirWithReport(source, this.usCoreVersion);
+    return notTaken.length ? { ...plan, notTaken } : plan;
   }
 
   /**
@@ -110,6 +112,7 @@ export class PlanFhir {
       recorded: new Date().toISOString(),
       idempotencyTag,
       uuid: this.newUuid(),
+      usCoreVersion: this.usCoreVersion,
     });
     const provenance = result.entry?.[result.entry.length - 1]?.resource as Provenance;
     const issues = validateFhirResource(provenance, 'outbound');

@@ -3,12 +3,17 @@
 // use cases passes here, through the gateway; FHIR server errors pass through as FhirServerError.
 import type { Bundle, BundleEntry, CarePlan, Resource } from 'fhir/r4.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/client/gateway.js';
+import { DEFAULT_US_CORE_VERSION, type UsCoreVersion } from '../fhir/mapping/codes.js';
 import { planFromFhir, resolverFor } from '../fhir/mapping/from-fhir.js';
 import { ownParts, partReferencesOf } from '../fhir/mapping/plan-parts.js';
 import type { StoredPlan } from './types.js';
 
 export class PlanRepository {
-  constructor(private readonly gateway: FhirGateway) {}
+  /** `usCoreVersion`: the version of the service's own profile claims, which reading takes as its own. */
+  constructor(
+    private readonly gateway: FhirGateway,
+    private readonly usCoreVersion: UsCoreVersion = DEFAULT_US_CORE_VERSION,
+  ) {}
 
   /** The FHIR server's base URL (where PUT entries of a transaction point). */
   get baseUrl(): string {
@@ -56,7 +61,7 @@ export class PlanRepository {
    */
   storedFrom(carePlan: CarePlan, found: ReadonlyMap<string, Resource>): StoredPlan {
     const parts = ownParts(carePlan, found);
-    return stored(carePlan, parts, [carePlan, ...parts.values()]);
+    return stored(carePlan, parts, [carePlan, ...parts.values()], this.usCoreVersion);
   }
 
   /** The stored plan, from the transaction's answer (no second round trip). */
@@ -76,7 +81,7 @@ export class PlanRepository {
     if (!carePlan?.id) {
       throw new FhirServerError('upstream', 'the FHIR server did not return the stored CarePlan');
     }
-    return stored(carePlan, ownParts(carePlan, byReference), resources);
+    return stored(carePlan, ownParts(carePlan, byReference), resources, this.usCoreVersion);
   }
 }
 
@@ -84,13 +89,14 @@ function stored(
   carePlan: CarePlan,
   byReference: ReadonlyMap<string, Resource>,
   resources: Resource[],
+  usCoreVersion: UsCoreVersion,
 ): StoredPlan {
   const lookup = resolverFor(carePlan, byReference);
   const resolve = (reference: string) => {
     const found = lookup(reference);
     return found && withoutServerStamp(found);
   };
-  const plan = planFromFhir({ carePlan: withoutServerStamp(carePlan), resolve });
+  const plan = planFromFhir({ carePlan: withoutServerStamp(carePlan), resolve }, usCoreVersion);
   return { plan, version: carePlan.meta?.versionId ?? '', resources };
 }
 

@@ -58,7 +58,11 @@ export function decorateServices(
     onUnauthorized: smart ? (authorization) => smart.invalidate(authorization) : undefined,
   });
   app.decorate('fhir', gateway);
-  const carePlans = new CarePlans(gateway, { settleMs: config.changeFeedSettleMs, checkSchema });
+  const carePlans = new CarePlans(gateway, {
+    settleMs: config.changeFeedSettleMs,
+    checkSchema,
+    usCoreVersion: config.usCoreVersion,
+  });
   app.decorate('carePlans', carePlans);
   app.decorate('measures', new MeasureService(gateway));
   app.decorate('measureJobs', new ReportJobs());

@@ -7,14 +7,14 @@
 
 /**
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
- * via the `definition` "Uri".
- */
-export type Uri = string;
-/**
- * This interface was referenced by `SharedCarePlan`'s JSON-Schema
  * via the `definition` "Text".
  */
 export type Text = string;
+/**
+ * This interface was referenced by `SharedCarePlan`'s JSON-Schema
+ * via the `definition` "Uri".
+ */
+export type Uri = string;
 /**
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
  * via the `definition` "LongText".
@@ -73,6 +73,12 @@ export interface SharedCarePlan {
    * Read-only: when the plan last changed.
    */
   lastUpdated?: string;
+  /**
+   * Read-only: in an answer of $from-fhir, every resource of the input besides the CarePlan that the plan does not hold, and why: another CarePlan (other-care-plan); a resource the CarePlan references but the plan cannot hold as a part, whose reference the plan keeps in unmappedFhir (kept-as-reference); a resource the CarePlan does not reference (not-referenced): a Goal, CareTeam, Observation or Condition of the same patient included, since a plan holds only the parts its CarePlan references. Absent when the plan took everything. Ignored when sent.
+   *
+   * @maxItems 1000
+   */
+  notTaken?: NotTaken[];
   patient: Reference;
   title?: Text;
   description?: LongText;
@@ -118,6 +124,22 @@ export interface SharedCarePlan {
    */
   decisions?: SharedDecision[];
   unmappedFhir?: UnmappedFhir;
+}
+/**
+ * This interface was referenced by `SharedCarePlan`'s JSON-Schema
+ * via the `definition` "NotTaken".
+ */
+export interface NotTaken {
+  /**
+   * JSON pointer to the resource in the input, e.g. /entry/3/resource.
+   */
+  pointer: string;
+  /**
+   * Its type and id (Goal/g2), or its type when it has no id.
+   */
+  resource: string;
+  reason: 'other-care-plan' | 'kept-as-reference' | 'not-referenced';
+  detail: Text;
 }
 /**
  * The patient whose plan this is, e.g. {"reference": "Patient/123"}.
@@ -246,9 +268,12 @@ export interface Coding {
 export interface GoalTarget {
   measure?: CodeableConcept;
   quantity?: Quantity;
+  /**
+   * Both ends given: each with a value, in the same unit (the same system and code, or without code the same unit), low not above high (FHIR R4 rng-2, https://hl7.org/fhir/R4/datatypes.html#Range: the validator compares the ends; ends it cannot compare fail it). Checked with the plan's rules (422).
+   */
   range?: {
-    low?: Quantity;
-    high?: Quantity;
+    low?: SimpleQuantity;
+    high?: SimpleQuantity;
   };
   text?: Text;
   dueDate?: FhirDate;
@@ -266,12 +291,26 @@ export interface CodeableConcept {
   text?: Text;
 }
 /**
+ * A FHIR R4 Quantity. A unit code needs its system (FHIR R4 invariant qty-3, https://hl7.org/fhir/R4/datatypes.html#Quantity: code.empty() or system.exists()).
+ *
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
  * via the `definition` "Quantity".
  */
 export interface Quantity {
   value?: number;
   comparator?: '<' | '<=' | '>=' | '>';
+  unit?: Text;
+  system?: Uri;
+  code?: Code;
+}
+/**
+ * A FHIR R4 SimpleQuantity, as the ends of a Range are: a Quantity without comparator (sqty-1, https://hl7.org/fhir/R4/datatypes.html#SimpleQuantity); a unit code needs its system (qty-3).
+ *
+ * This interface was referenced by `SharedCarePlan`'s JSON-Schema
+ * via the `definition` "SimpleQuantity".
+ */
+export interface SimpleQuantity {
+  value?: number;
   unit?: Text;
   system?: Uri;
   code?: Code;

@@ -10,6 +10,7 @@ export type {
   Goal,
   GoalAgreement,
   GoalTarget,
+  NotTaken,
   Period,
   Preference,
   Quantity,
@@ -20,12 +21,32 @@ export type {
   WhatMatters,
 } from './care-plan.generated.js';
 
-import type { SharedCarePlan } from './care-plan.generated.js';
+import type { GoalTarget, SharedCarePlan } from './care-plan.generated.js';
 
 export interface PlanRuleViolation {
   /** JSON pointer into the plan. */
   pointer: string;
   message: string;
+}
+
+type RangeEnd = NonNullable<NonNullable<GoalTarget['range']>['low']>;
+
+/**
+ * FHIR R4 rng-2 (https://hl7.org/fhir/R4/datatypes.html#Range): "low.empty() or high.empty() or (low <= high)".
+ * FHIRPath compares two quantities only in comparable units (https://hl7.org/fhirpath/N1/#comparison); ends it
+ * cannot compare fail the invariant. So with both ends: a value each, the same unit, and low not above high.
+ */
+function rangeProblem(range: NonNullable<GoalTarget['range']>): string | undefined {
+  const { low, high } = range;
+  if (!low || !high) return undefined;
+  if (low.value === undefined || high.value === undefined) return 'both ends of a range need a value';
+  const unitOf = (end: RangeEnd) =>
+    end.code !== undefined ? `${end.system}|${end.code}` : `unit:${end.unit ?? ''}`;
+  if (unitOf(low) !== unitOf(high)) {
+    return 'the ends of a range must be in the same unit (the same system and code, or without code the same unit)';
+  }
+  if (low.value > high.value) return 'the low end of a range is above its high end';
+  return undefined;
 }
 
 /** Rules between parts of a plan: unique goal names, links that resolve, a chosen option that exists. */
@@ -80,6 +101,13 @@ export function checkPlanRules(plan: SharedCarePlan): PlanRuleViolation[] {
         message: `"${decision.chosenOption}" is not the title of one of the options`,
       });
     }
+  });
+  (plan.goals ?? []).forEach((goal, goalIndex) => {
+    (goal.targets ?? []).forEach((target, targetIndex) => {
+      const problem = target.range && rangeProblem(target.range);
+      if (problem)
+        violations.push({ pointer: `/goals/${goalIndex}/targets/${targetIndex}/range`, message: problem });
+    });
   });
   if (
     plan.period?.start &&

@@ -33,14 +33,23 @@ const dateTime = fc.oneof(
 const reference = (type: string) =>
   fc.record({ reference: id.map((i) => `${type}/${i}`), display: nonBlank }, { requiredKeys: ['reference'] });
 const person = fc.oneof(reference('Patient'), reference('Practitioner'), reference('RelatedPerson'));
-const quantity = fc.record(
-  {
-    value: fc.integer({ min: 0, max: 10_000 }).map((n) => n / 10),
-    unit: nonBlank,
-    system: fc.constant('http://unitsofmeasure.org'),
-    code: fc.constantFrom('kg', 'm', '%'),
-  },
-  { requiredKeys: ['value'] },
+const amount = fc.integer({ min: 0, max: 10_000 }).map((n) => n / 10);
+// A unit code comes with its system (FHIR R4 qty-3); the system may also come alone.
+const unitCode = fc.oneof(
+  fc.record({ system: fc.constant('http://unitsofmeasure.org'), code: fc.constantFrom('kg', 'm', '%') }),
+  fc.record({ system: fc.constant('http://unitsofmeasure.org') }),
+  fc.constant({}),
+);
+const quantity = fc
+  .tuple(fc.record({ value: amount, unit: nonBlank }, { requiredKeys: ['value'] }), unitCode)
+  .map(([q, coded]) => ({ ...q, ...coded }));
+// A range: one end, or both in the same unit with low <= high (FHIR R4 rng-2).
+const range = fc.oneof(
+  fc.record({ high: quantity }),
+  fc.tuple(amount, amount, fc.option(nonBlank, { nil: undefined }), unitCode).map(([a, b, unit, coded]) => {
+    const end = (value: number) => ({ value, ...(unit === undefined ? {} : { unit }), ...coded });
+    return { low: end(Math.min(a, b)), high: end(Math.max(a, b)) };
+  }),
 );
 const concept = fc.oneof(
   fc.record({ text: nonBlank }),
@@ -189,7 +198,7 @@ export function arbitraryPlan(): fc.Arbitrary<SharedCarePlan> {
                 ),
                 fc.record({
                   measure: concept,
-                  range: fc.record({ low: quantity, high: quantity }, { requiredKeys: ['high'] }),
+                  range,
                 }),
                 fc.record({ measure: concept, text: nonBlank }),
                 fc.record({ dueDate: date }),

@@ -657,7 +657,14 @@ t.test(
       { method: 'POST', url: '/care-plans/$from-fhir', body: transaction },
       engine,
     );
-    t.same(fromFhir.json(), plain.json(), '$from-fhir ignores a Provenance in the Bundle');
+    const { notTaken, ...plan } = fromFhir.json();
+    t.same(plan, plain.json(), '$from-fhir takes nothing of a Provenance in the Bundle into the plan');
+    // ... and says so (issue 13: nothing is dropped silently).
+    t.same(
+      notTaken?.map((n: { resource: string; reason: string }) => [n.resource.split('/')[0], n.reason]),
+      [['Provenance', 'not-referenced']],
+      'notTaken names the Provenance',
+    );
   },
 );
 

@@ -43,22 +43,44 @@ export const SYSTEM = {
   planPart: `${CANONICAL_BASE}/sid/care-plan`,
 } as const;
 
-export const PROFILE = {
-  // US Core 6.1.0: the version most certified systems support.
-  carePlan: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careplan|6.1.0',
-  goal: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-goal|6.1.0',
-  careTeam: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careteam|6.1.0',
-  // No preference profile: us-core-care-experience-preference and us-core-treatment-intervention-preference
-  // first appear in US Core 7.0.0 (package hl7.fhir.us.core-7.0.0; absent from hl7.fhir.us.core-6.1.0), so a
-  // preference Observation claims none while the service claims 6.1.0.
-} as const;
+/** The US Core versions the service can claim (US_CORE_VERSION); 6.1.0, the version most certified systems support, by default. */
+export const US_CORE_VERSIONS = ['6.1.0', '7.0.0'] as const;
+export type UsCoreVersion = (typeof US_CORE_VERSIONS)[number];
+export const DEFAULT_US_CORE_VERSION: UsCoreVersion = '6.1.0';
+
+export interface UsCoreProfiles {
+  carePlan: string;
+  goal: string;
+  careTeam: string;
+  provenance: string;
+  careExperiencePreference?: string;
+  treatmentInterventionPreference?: string;
+}
 
 /**
- * The US Core preference profiles (any version, or unversioned): on reading, a claim of one of them is taken out
- * (preferences are recognised by their LOINC code), so that it is not carried back out in a 6.1.0 plan.
+ * The profiles claimed at one US Core version, each of which exists in that version's package
+ * (hl7.fhir.us.core-6.1.0 / -7.0.0, StructureDefinition-<id>.json). The preference profiles
+ * (us-core-care-experience-preference, us-core-treatment-intervention-preference) first appear in 7.0.0, so at
+ * 6.1.0 a preference Observation claims none.
  */
-export const US_CORE_PREFERENCE_PROFILE =
-  /^http:\/\/hl7\.org\/fhir\/us\/core\/StructureDefinition\/us-core-(care-experience|treatment-intervention)-preference(\|.*)?$/;
+export function usCoreProfiles(version: UsCoreVersion = DEFAULT_US_CORE_VERSION): UsCoreProfiles {
+  const profile = (id: string) => `http://hl7.org/fhir/us/core/StructureDefinition/${id}|${version}`;
+  return {
+    carePlan: profile('us-core-careplan'),
+    goal: profile('us-core-goal'),
+    careTeam: profile('us-core-careteam'),
+    provenance: profile('us-core-provenance'),
+    ...(version === '6.1.0'
+      ? {}
+      : {
+          careExperiencePreference: profile('us-core-care-experience-preference'),
+          treatmentInterventionPreference: profile('us-core-treatment-intervention-preference'),
+        }),
+  };
+}
+
+/** The profiles of the default version (6.1.0). */
+export const PROFILE = usCoreProfiles();
 
 export const EXTENSION = {
   // FHIR core extensions (hl7.fhir.r4.core / extensions pack), used by MCC eCare Plan for goal agreement.
@@ -71,6 +93,11 @@ export const EXTENSION = {
    * plan changes, also on servers that skip no-op updates (the plan's ETag covers its Goals, CareTeam, ...).
    */
   planRevision: `${CANONICAL_BASE}/StructureDefinition/plan-revision`,
+  /**
+   * A profile a resource claimed when the service read it, kept but no longer claimed (on meta): the service claims
+   * only the profiles it checks. schemas/fhir/StructureDefinition-source-profile-claim.json
+   */
+  sourceProfileClaim: `${CANONICAL_BASE}/StructureDefinition/source-profile-claim`,
 } as const;
 
 /** LOINC codes of the US Core 7.0.0 preference Observation profiles (fixed codes there). */

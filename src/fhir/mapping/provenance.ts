@@ -1,8 +1,9 @@
 // Who wrote a plan: a US Core Provenance added to the write's transaction Bundle, so the change and the record of
 // who made it commit together. Pure: no I/O; the time and ids come from the caller.
 import type { Bundle, BundleEntry, CarePlan, Provenance, Reference } from 'fhir/r4.js';
-import { EXTENSION, SYSTEM } from './codes.js';
+import { EXTENSION, SYSTEM, type UsCoreVersion, usCoreProfiles } from './codes.js';
 
+/** US Core Provenance of the default US Core version (6.1.0). */
 export const US_CORE_PROVENANCE = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance|6.1.0';
 /** The namespace of the OAuth client ids that identify callers in Provenance.agent.who. */
 export const OAUTH_CLIENT_SYSTEM = 'https://shared-care-plans.org/fhir/sid/oauth-client';
@@ -28,6 +29,8 @@ export interface ProvenanceOptions {
    * relative reference in Provenance.target resolves within the Bundle (R4 Bundle.entry.fullUrl).
    */
   uuid?: string;
+  /** The US Core version whose us-core-provenance is claimed (default 6.1.0). */
+  usCoreVersion?: UsCoreVersion;
 }
 
 /** Provenance.agent.who: never a literal reference, which a server enforcing referential integrity could refuse. */
@@ -68,7 +71,9 @@ export function withProvenance(bundle: Bundle, options: ProvenanceOptions): Bund
   const provenance: Provenance = {
     resourceType: 'Provenance',
     meta: {
-      profile: [US_CORE_PROVENANCE],
+      profile: [
+        options.usCoreVersion ? usCoreProfiles(options.usCoreVersion).provenance : US_CORE_PROVENANCE,
+      ],
       ...(options.idempotencyTag
         ? { tag: [{ system: SYSTEM.idempotencyKey, code: options.idempotencyTag }] }
         : {}),

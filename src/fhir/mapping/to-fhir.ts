@@ -5,49 +5,36 @@ import type {
   CarePlan,
   CarePlanActivity,
   CareTeam,
-  Condition,
-  Extension,
   CodeableConcept as FhirCodeableConcept,
   Goal as FhirGoal,
   GoalTarget as FhirGoalTarget,
   Reference as FhirReference,
   Identifier,
-  Observation,
   Resource,
 } from 'fhir/r4.js';
-import type {
-  Activity,
-  Barrier,
-  CareTeamMember,
-  Goal,
-  GoalAgreement,
-  GoalTarget,
-  Preference,
-  SharedCarePlan,
-  SharedDecision,
-  Strength,
-  WhatMatters,
-} from '../../model/care-plan.js';
-import { cloneJson, compact, mergeCarried } from './carry.js';
-import {
-  ACHIEVEMENT_DISPLAY,
-  BARRIER_CODE,
-  BARRIER_LABEL,
-  EXTENSION,
-  GOAL_PRIORITY_DISPLAY,
-  HEALTH_CONCERN_CATEGORY,
-  PERSONAL_VALUE_CODE,
-  PREFERENCE_CODE,
-  PROFILE,
-  ROLE_LABEL,
-  ROLE_SNOMED,
-  STRENGTH_CATEGORY,
-  SYSTEM,
-  WHAT_MATTERS_CATEGORY,
-  WHAT_MATTERS_CODE,
-} from './codes.js';
+import type { Activity, Goal, GoalTarget, SharedCarePlan } from '../../model/care-plan.js';
+import { compact, mergeCarried } from './carry.js';
+import { EXTENSION, SYSTEM, type UsCoreProfiles, type UsCoreVersion, usCoreProfiles } from './codes.js';
 import { carePlanNarrative } from './narrative.js';
-import { withoutManagedIdentifiers } from './plan-parts.js';
+import { profiled } from './profiles.js';
+import {
+  ASSESS_PLAN_CATEGORY,
+  acceptanceExtension,
+  careTeamRoleConcept,
+  decisionExtension,
+  GOAL_ACHIEVEMENT,
+  GOAL_PRIORITY,
+} from './shapes.js';
+import { buildBarrier, buildPreference, buildStrength, buildWhatMatters } from './supporting-to-fhir.js';
+
+export {
+  ASSESS_PLAN_CATEGORY,
+  careTeamRoleConcept,
+  decisionExtension,
+  GOAL_ACHIEVEMENT,
+  GOAL_PRIORITY,
+  strengthCategories,
+} from './shapes.js';
 
 export interface ToFhirOptions {
   /** Generates the uuid of a `urn:uuid:` fullUrl for each new resource. */
@@ -78,30 +65,8 @@ export interface ToFhirOptions {
    * the Bundle. Without it, PUT entries have no fullUrl.
    */
   serverBase?: string;
-}
-
-export const ASSESS_PLAN_CATEGORY: FhirCodeableConcept = {
-  coding: [{ system: SYSTEM.usCoreCarePlanCategory, code: 'assess-plan' }],
-};
-
-export const GOAL_ACHIEVEMENT = (code: keyof typeof ACHIEVEMENT_DISPLAY): FhirCodeableConcept => ({
-  coding: [{ system: SYSTEM.goalAchievement, code, display: ACHIEVEMENT_DISPLAY[code] }],
-});
-
-export const GOAL_PRIORITY = (code: keyof typeof GOAL_PRIORITY_DISPLAY): FhirCodeableConcept => ({
-  coding: [{ system: SYSTEM.goalPriority, code, display: GOAL_PRIORITY_DISPLAY[code] }],
-});
-
-export function careTeamRoleConcept(member: Pick<CareTeamMember, 'role' | 'roleText'>): FhirCodeableConcept {
-  const role = member.role ?? 'other';
-  const snomed = ROLE_SNOMED[role];
-  return compact({
-    coding: [
-      ...(snomed ? [{ system: SYSTEM.snomed, code: snomed.code, display: snomed.display }] : []),
-      { system: SYSTEM.careTeamRole, code: role, display: ROLE_LABEL[role] },
-    ],
-    text: member.roleText,
-  });
+  /** The US Core version of every profile claimed (US_CORE_VERSION; default 6.1.0). */
+  usCoreVersion?: UsCoreVersion;
 }
 
 /** Where a resource of the plan lives and how other resources point at it. */
@@ -121,51 +86,6 @@ function place(resourceType: string, id: string | undefined, newUuid: () => stri
 }
 
 const reference = (ref: string): FhirReference => ({ reference: ref });
-
-function profiled<T extends Resource>(
-  resource: T,
-  profile: string | undefined,
-  carried: Record<string, unknown> | undefined,
-): T {
-  const merged = mergeCarried(resource, withoutManagedIdentifiers(carried));
-  if (!profile) return merged;
-  const profiles = [profile, ...(merged.meta?.profile ?? []).filter((p) => p !== profile)];
-  return { ...merged, meta: { ...merged.meta, profile: profiles } };
-}
-
-export function decisionExtension(decision: SharedDecision): Extension {
-  const part = (url: string, value: Omit<Extension, 'url'>): Extension => ({ url, ...value });
-  return {
-    url: EXTENSION.sharedDecision,
-    extension: [
-      part('question', { valueString: decision.question }),
-      ...decision.options.map((option) =>
-        part('option', {
-          extension: [
-            part('title', { valueString: option.title }),
-            ...(option.pros ?? []).map((pro) => part('pro', { valueString: pro })),
-            ...(option.cons ?? []).map((con) => part('con', { valueString: con })),
-          ],
-        }),
-      ),
-      ...(decision.chosenOption ? [part('chosenOption', { valueString: decision.chosenOption })] : []),
-      ...(decision.rationale ? [part('rationale', { valueString: decision.rationale })] : []),
-      ...(decision.participants ?? []).map((p) => part('participant', { valueReference: { ...p } })),
-      ...(decision.decidedOn ? [part('decidedOn', { valueDateTime: decision.decidedOn })] : []),
-    ],
-  };
-}
-
-function acceptanceExtension(agreement: GoalAgreement): Extension {
-  return {
-    url: EXTENSION.goalAcceptance,
-    extension: [
-      { url: 'individual', valueReference: { ...agreement.who } },
-      { url: 'status', valueCode: agreement.status },
-      ...(agreement.priority ? [{ url: 'priority', valueCodeableConcept: agreement.priority }] : []),
-    ],
-  };
-}
 
 function goalTarget(target: GoalTarget): FhirGoalTarget {
   return compact({
@@ -214,6 +134,7 @@ function withIdentifiersFirst<T extends Resource>(resource: T, first: Identifier
 }
 
 export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions): Bundle {
+  const profiles = usCoreProfiles(options.usCoreVersion);
   const patient: FhirReference = { ...plan.patient };
   const built: Built[] = [];
   const goalReference = new Map<string, string>();
@@ -235,7 +156,7 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   };
 
   const goalPlacements = (plan.goals ?? []).map((goal, index) => {
-    const placement = add('Goal', goal.id, `/goal/${index}`, (p) => buildGoal(goal, p, patient));
+    const placement = add('Goal', goal.id, `/goal/${index}`, (p) => buildGoal(goal, p, patient, profiles));
     if (goal.key) goalReference.set(goal.key, placement.reference);
     if (goal.id) goalReference.set(goal.id, placement.reference);
     return placement;
@@ -260,7 +181,9 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
               ),
             ),
           }) as CareTeam,
-          careTeam.members.length > 0 && careTeam.members.every((m) => m.role) ? PROFILE.careTeam : undefined,
+          careTeam.members.length > 0 && careTeam.members.every((m) => m.role)
+            ? profiles.careTeam
+            : undefined,
           careTeam.unmappedFhir,
         ),
       )
@@ -270,27 +193,29 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
   if (plan.whatMatters) {
     const whatMatters = plan.whatMatters;
     supporting.push(
-      add('Observation', whatMatters.id, '/what-matters', (p) => buildWhatMatters(whatMatters, p, patient)),
+      add('Observation', whatMatters.id, '/what-matters', (p) =>
+        buildWhatMatters(whatMatters, p.id, patient),
+      ),
     );
   }
   (plan.preferences ?? []).forEach((preference, index) => {
     supporting.push(
       add('Observation', preference.id, `/preference/${index}`, (p) =>
-        buildPreference(preference, p, patient),
+        buildPreference(preference, p.id, patient, profiles),
       ),
     );
   });
   (plan.barriers ?? []).forEach((barrier, index) => {
     supporting.push(
       add('Observation', barrier.id, `/barrier/${index}`, (p) =>
-        buildBarrier(barrier, p, patient, linkGoals(barrier.goals)),
+        buildBarrier(barrier, p.id, patient, linkGoals(barrier.goals)),
       ),
     );
   });
   (plan.strengths ?? []).forEach((strength, index) => {
     supporting.push(
       add('Condition', strength.id, `/strength/${index}`, (p) =>
-        buildStrength(strength, p, patient, linkGoals(strength.goals)),
+        buildStrength(strength, p.id, patient, linkGoals(strength.goals)),
       ),
     );
   });
@@ -343,7 +268,7 @@ export function planToTransaction(plan: SharedCarePlan, options: ToFhirOptions):
       activity: (plan.activities ?? []).map((activity) => buildActivity(activity, linkGoals(activity.goals))),
     }) as CarePlan,
     // US Core 6.1.0 CarePlan requires an assess-plan category and a narrative.
-    PROFILE.carePlan,
+    profiles.carePlan,
     carried,
   );
 
@@ -390,7 +315,7 @@ function entryFor(
   };
 }
 
-function buildGoal(goal: Goal, p: Placement, patient: FhirReference): FhirGoal {
+function buildGoal(goal: Goal, p: Placement, patient: FhirReference, profiles: UsCoreProfiles): FhirGoal {
   const identifiers: Identifier[] = goal.key ? [{ system: SYSTEM.goalKey, value: goal.key }] : [];
   const resource = compact({
     resourceType: 'Goal',
@@ -407,116 +332,7 @@ function buildGoal(goal: Goal, p: Placement, patient: FhirReference): FhirGoal {
     expressedBy: goal.expressedBy,
   }) as FhirGoal;
   // US Core 6.1.0 Goal: lifecycleStatus, description and subject, all always present here.
-  return profiled(resource, PROFILE.goal, goal.unmappedFhir);
-}
-
-/**
- * What every Observation of the patient's own words holds (what matters, preferences): the words as
- * valueString, when they were said, and who said them.
- */
-function statementObservation(
-  said: Pick<Preference, 'statement' | 'recordedOn' | 'expressedBy'>,
-  p: Placement,
-  patient: FhirReference,
-  coded: Pick<Observation, 'code'> & Partial<Observation>,
-): Observation {
-  return compact({
-    resourceType: 'Observation',
-    id: p.id,
-    status: 'final',
-    subject: patient,
-    effectiveDateTime: said.recordedOn,
-    performer: said.expressedBy ? [{ ...said.expressedBy }] : undefined,
-    valueString: said.statement,
-    ...coded,
-  }) as Observation;
-}
-
-function buildWhatMatters(whatMatters: WhatMatters, p: Placement, patient: FhirReference): Observation {
-  const observation = statementObservation(whatMatters, p, patient, {
-    category: [{ coding: [{ ...WHAT_MATTERS_CATEGORY }] }],
-    code: cloneJson(WHAT_MATTERS_CODE),
-    ...(whatMatters.values?.length
-      ? {
-          component: whatMatters.values.map((value) => ({
-            code: cloneJson(PERSONAL_VALUE_CODE),
-            valueString: value,
-          })),
-        }
-      : {}),
-  });
-  return profiled(observation, undefined, whatMatters.unmappedFhir);
-}
-
-function buildPreference(preference: Preference, p: Placement, patient: FhirReference): Observation {
-  const observation = statementObservation(preference, p, patient, {
-    code: { coding: [{ ...PREFERENCE_CODE[preference.kind] }] },
-  });
-  // No profile claimed: the US Core preference profiles exist only from US Core 7.0.0 (see PROFILE).
-  return profiled(observation, undefined, preference.unmappedFhir);
-}
-
-function buildBarrier(
-  barrier: Barrier,
-  p: Placement,
-  patient: FhirReference,
-  goals: FhirReference[],
-): Observation {
-  const value = barrier.category
-    ? {
-        valueCodeableConcept: {
-          coding: [
-            {
-              system: SYSTEM.barrierCategory,
-              code: barrier.category,
-              display: BARRIER_LABEL[barrier.category],
-            },
-          ],
-          text: barrier.statement,
-        },
-      }
-    : { valueString: barrier.statement };
-  return profiled<Observation>(
-    compact({
-      resourceType: 'Observation',
-      id: p.id,
-      status: 'final',
-      code: { coding: [{ ...BARRIER_CODE }] },
-      subject: patient,
-      focus: goals,
-      ...value,
-    }) as Observation,
-    // No profile: PCO's Goal Barrier profile needs US Core Simple Observation elements a barrier here lacks.
-    undefined,
-    barrier.unmappedFhir,
-  );
-}
-
-/** Condition.category of a strength: US Core health-concern and SDOHCC 3.0.0 protective-factor. */
-export function strengthCategories(): FhirCodeableConcept[] {
-  return [{ coding: [{ ...HEALTH_CONCERN_CATEGORY }] }, { coding: [{ ...STRENGTH_CATEGORY }] }];
-}
-
-function buildStrength(
-  strength: Strength,
-  p: Placement,
-  patient: FhirReference,
-  goals: FhirReference[],
-): Condition {
-  return profiled<Condition>(
-    compact({
-      resourceType: 'Condition',
-      id: p.id,
-      extension: goals.map((goal) => ({ url: EXTENSION.pertainsToGoal, valueReference: goal })),
-      clinicalStatus: { coding: [{ system: SYSTEM.conditionClinical, code: 'active' }] },
-      category: strengthCategories(),
-      // SDOHCC 3.0.0 protective-factor is a category: the code is the patient's words only.
-      code: { text: strength.statement },
-      subject: patient,
-    }) as Condition,
-    undefined,
-    strength.unmappedFhir,
-  );
+  return profiled(resource, profiles.goal, goal.unmappedFhir);
 }
 
 function buildActivity(activity: Activity, goals: FhirReference[]): CarePlanActivity {

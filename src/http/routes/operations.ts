@@ -51,7 +51,8 @@ export default async function operationRoutes(app: FastifyInstance) {
         body: { $ref: 'FhirResource#' },
         response: {
           200: {
-            description: 'The plan',
+            description:
+              'The plan. `notTaken` lists every input resource besides the CarePlan that the plan does not hold, and why (absent when it took everything).',
             content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } },
           },
           ...problems(400, 413, 415, 422),

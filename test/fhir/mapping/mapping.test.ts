@@ -48,6 +48,35 @@ function missing(expected: unknown, actual: unknown, path = ''): string[] {
   return expected === actual ? [] : [path];
 }
 
+/** The US Core 6.1.0 profiles the service claims itself (hl7.fhir.us.core-6.1.0: StructureDefinition-us-core-*.json). */
+const OWN_CLAIM: Record<string, string> = {
+  CarePlan: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careplan|6.1.0',
+  Goal: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-goal|6.1.0',
+  CareTeam: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-careteam|6.1.0',
+};
+
+/**
+ * The input as it must come out: every profile claim other than the service's own is kept, no longer as a claim,
+ * in a source-profile-claim extension on meta (README, Lossless round trips).
+ */
+function withClaimsKept<T extends Resource>(resource: T): T {
+  const copy = structuredClone(resource);
+  const others = (copy.meta?.profile ?? []).filter((p) => p !== OWN_CLAIM[copy.resourceType]);
+  if (copy.meta?.profile) {
+    delete copy.meta.profile;
+    if (others.length) {
+      copy.meta.extension = [
+        ...(copy.meta.extension ?? []),
+        ...others.map((claim) => ({
+          url: 'https://shared-care-plans.org/fhir/StructureDefinition/source-profile-claim',
+          valueCanonical: claim,
+        })),
+      ];
+    }
+  }
+  return copy;
+}
+
 /** What a FHIR server manages itself and therefore never travels with a plan. */
 function withoutServerMeta<T extends Resource>(resource: T): T {
   const copy = structuredClone(resource);
@@ -154,7 +183,12 @@ t.test('every external fixture survives FHIR -> plan -> FHIR with every element'
         t.fail(`${name}: ${resource.resourceType}/${resource.id} is missing from the output`);
         continue;
       }
-      const lost = missing(withoutServerMeta(resource), match);
+      const lost = missing(withClaimsKept(withoutServerMeta(resource)), match);
+      const claims = match.meta?.profile ?? [];
+      t.ok(
+        claims.every((p) => p === OWN_CLAIM[match.resourceType]),
+        `${name}: ${resource.resourceType}/${resource.id} claims only the service's own profile`,
+      );
       t.strictSame(lost, [], `${name}: ${resource.resourceType}/${resource.id} keeps every element`);
       checkedResources++;
     }

@@ -67,7 +67,7 @@ t.test(
 );
 
 t.test(
-  'defect 1: on reading, a preference claiming any US Core preference profile version is recognised and the claim not carried',
+  'defect 1 and 7: on reading, a preference claiming any preference profile version is recognised by its code; no claim goes out again as a claim',
   async (t) => {
     const bundle = service.toFhir(plan);
     const claimed = [
@@ -76,24 +76,34 @@ t.test(
       'http://hl7.org/fhir/us/core/StructureDefinition/us-core-care-experience-preference',
       'http://hl7.org/fhir/us/core/StructureDefinition/us-core-treatment-intervention-preference|8.0.0',
     ];
+    const other = 'http://example.org/StructureDefinition/other';
     const care = byLoinc(bundle, '95541-9') as Observation;
-    care.meta = { profile: [...claimed, 'http://example.org/StructureDefinition/other'] };
+    care.meta = { profile: [...claimed.slice(0, 3), other] };
     const treatment = byLoinc(bundle, '75773-2') as Observation;
     treatment.meta = { profile: [claimed[3]] };
     const read = service.fromFhir(bundle);
     t.equal(read.preferences?.length, 2, 'both preferences recognised by code');
-    t.same(read.preferences?.[0].unmappedFhir, {
-      meta: { profile: ['http://example.org/StructureDefinition/other'] },
+    // The claims are kept, unchanged and in order, but no longer as claims (README, Lossless round trips).
+    const kept = (claims: string[]) => ({
+      meta: {
+        extension: claims.map((claim) => ({
+          url: 'https://shared-care-plans.org/fhir/StructureDefinition/source-profile-claim',
+          valueCanonical: claim,
+        })),
+      },
     });
-    t.equal(read.preferences?.[1].unmappedFhir, undefined, 'nothing carried for the 8.0.0 claim');
+    t.same(read.preferences?.[0].unmappedFhir, kept([...claimed.slice(0, 3), other]));
+    t.same(read.preferences?.[1].unmappedFhir, kept([claimed[3]]));
     const again = service.toFhir(read);
     const out = [byLoinc(again, '95541-9'), byLoinc(again, '75773-2')];
+    t.equal(out[0]?.meta?.profile, undefined, 'no claim goes out (at 6.1.0 a preference claims nothing)');
+    t.equal(out[1]?.meta?.profile, undefined);
     t.same(
-      out[0]?.meta?.profile,
-      ['http://example.org/StructureDefinition/other'],
-      'only the foreign claim goes out',
+      out[0]?.meta,
+      kept([...claimed.slice(0, 3), other]).meta,
+      'the source claims go out as they were kept',
     );
-    t.equal(out[1]?.meta, undefined);
+    t.same(service.fromFhir(again).preferences, read.preferences, 'and read back the same');
   },
 );
 
@@ -364,3 +374,77 @@ t.test(
     );
   },
 );
+
+t.test('goal targets: qty-3 and sqty-1 are 400s, rng-2 a 422, each naming where', async (t) => {
+  // FHIR R4 datatypes (https://hl7.org/fhir/R4/datatypes.html): qty-3 "If a code for the unit is present, the
+  // system SHALL also be present"; sqty-1 "The comparator is not used on a SimpleQuantity" (the ends of a Range);
+  // rng-2 "If present, low SHALL have a lower value than high" (the reference validator fails ends it cannot compare).
+  const app = await startTestService();
+  t.teardown(() => app.close());
+  const withTarget = (target: Record<string, unknown>): SharedCarePlan => ({
+    ...plan,
+    goals: [
+      { ...(plan.goals?.[0] as NonNullable<SharedCarePlan['goals']>[number]), targets: [target as never] },
+    ],
+  });
+  const post = (body: SharedCarePlan) =>
+    app.app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: body });
+  const measure = { text: 'Distance walked' };
+  const pointers = (response: { json(): { errors?: { pointer: string }[] } }) =>
+    (response.json().errors ?? []).map((e) => e.pointer);
+
+  const codeWithoutSystem = await post(withTarget({ measure, quantity: { value: 800, code: 'm' } }));
+  t.equal(codeWithoutSystem.statusCode, 400, 'a unit code without its system is a 400');
+  t.ok(
+    pointers(codeWithoutSystem).some((p) => p.startsWith('/goals/0/targets/0/quantity')),
+    'naming the quantity',
+  );
+  const comparatorInRange = await post(
+    withTarget({ measure, range: { low: { value: 1, comparator: '>' }, high: { value: 2 } } }),
+  );
+  t.equal(comparatorInRange.statusCode, 400, 'a comparator on an end of a range is a 400');
+  t.ok(
+    pointers(comparatorInRange).some((p) => p.startsWith('/goals/0/targets/0/range/low')),
+    'naming the end',
+  );
+
+  const ucum = 'http://unitsofmeasure.org';
+  const cases: [string, Record<string, unknown>][] = [
+    [
+      'ends in different units',
+      { low: { value: 1, system: ucum, code: 'kg' }, high: { value: 2, system: ucum, code: 'm' } },
+    ],
+    [
+      'one end coded, the other not',
+      { low: { value: 1, system: ucum, code: 'kg' }, high: { value: 2, unit: 'kg' } },
+    ],
+    [
+      'low above high',
+      { low: { value: 5, system: ucum, code: 'kg' }, high: { value: 2, system: ucum, code: 'kg' } },
+    ],
+    ['an end without a value', { low: { unit: 'steps' }, high: { value: 2, unit: 'steps' } }],
+  ];
+  for (const [label, range] of cases) {
+    const response = await post(withTarget({ measure, range }));
+    t.equal(response.statusCode, 422, `${label}: 422`);
+    t.same(pointers(response), ['/goals/0/targets/0/range'], `${label}: the range is named`);
+  }
+  const fine = await post(
+    withTarget({
+      measure,
+      range: {
+        low: { value: 2, unit: 'km', system: ucum, code: 'km' },
+        high: { value: 2, system: ucum, code: 'km' },
+      },
+    }),
+  );
+  t.equal(fine.statusCode, 200, 'equal ends in one unit are a range');
+  const goal = (fine.json() as Bundle).entry?.find((e) => e.resource?.resourceType === 'Goal')?.resource;
+  t.same((goal as { target?: unknown[] } | undefined)?.target?.[0], {
+    measure,
+    detailRange: {
+      low: { value: 2, unit: 'km', system: ucum, code: 'km' },
+      high: { value: 2, system: ucum, code: 'km' },
+    },
+  });
+});

@@ -96,6 +96,7 @@ public final class ConformanceRun {
 
   int run(Map<String, String> opts) throws Exception {
     long t0 = System.nanoTime();
+    if (opts.containsKey("write-snapshots")) writeSnapshots = Path.of(opts.get("write-snapshots"));
     Path packages = Path.of(opts.getOrDefault("packages", "test/conformance/packages"));
     Path ig = Path.of(opts.getOrDefault("ig", "test/conformance/ig"));
     Path definitions = Path.of(opts.getOrDefault("definitions", "test-output/conformance/definitions"));
@@ -115,9 +116,13 @@ public final class ConformanceRun {
     System.out.printf(
         "loaded: hl7.terminology.r4 7.0.1 (%d CodeSystems/ValueSets), %d project definitions, %d PCO/SDOHCC code systems%n",
         terminology.size(), own.size(), igCodeSystems.size());
+    String officialProfile = null;
     for (String version : List.of("6.1.0", "7.0.0")) {
       List<IBaseResource> usCore =
           readPackage(parser, packages.resolve("hl7.fhir.us.core-" + version + ".tgz"), true);
+      for (IBaseResource r : usCore)
+        if (officialProfile == null && r instanceof org.hl7.fhir.r4.model.StructureDefinition sd && "us-core-race".equals(sd.getIdPart()))
+          officialProfile = parser.encodeResourceToString(sd);
       PrePopulatedValidationSupport pre = new PrePopulatedValidationSupport(ctx);
       for (IBaseResource r : terminology) pre.addResource(r);
       for (IBaseResource r : usCore) pre.addResource(r);
@@ -147,6 +152,50 @@ public final class ConformanceRun {
     // Warm-up (snapshots, caches) so that timings below are the corpus's.
     for (FhirValidator v : validators.values())
       v.validateWithResult("{\"resourceType\":\"Patient\",\"id\":\"warm\"}");
+    // The project's StructureDefinitions: their snapshots, generated from their differentials by the chain (as every
+    // validation of one of their extensions does), printed, and compared with the snapshots they are served with
+    // (schemas/fhir, written by --write-snapshots). The validator's own check of an extension's StructureDefinition
+    // needs the HL7 core package hl7.fhir.r4.core, which it tries to download; no registry reached here has it. That
+    // error is set aside (counted, printed) only when US Core's own extension us-core-race, unchanged, gets it too in
+    // this run, and only for a project definition whose snapshot the chain generated and which is served with it.
+    IValidationSupport chain61 = supports.get("6.1.0");
+    for (IBaseResource r : own) {
+      if (!(r instanceof org.hl7.fhir.r4.model.StructureDefinition sd)) continue;
+      org.hl7.fhir.r4.model.StructureDefinition input = sd.copy();
+      input.setSnapshot(null);
+      IBaseResource generated =
+          chain61.generateSnapshot(
+              new ca.uhn.fhir.context.support.ValidationSupportContext(chain61), input, input.getUrl(), null, input.getName());
+      int elements =
+          generated instanceof org.hl7.fhir.r4.model.StructureDefinition g ? g.getSnapshot().getElement().size() : 0;
+      if (elements > 0) snapshotsGenerated.put(sd.getUrl(), elements);
+      System.out.printf("snapshot of %s from its differential: %d elements%n", sd.getUrl(), elements);
+      // The definitions are served with their snapshot (schemas/fhir, written by --write-snapshots): it must be the
+      // one the differential gives, element by element.
+      String servedIds = snapshotIds(sd);
+      String generatedIds =
+          generated instanceof org.hl7.fhir.r4.model.StructureDefinition g2 ? snapshotIds(g2) : "";
+      if (writeSnapshots != null && generated instanceof org.hl7.fhir.r4.model.StructureDefinition g3) {
+        org.hl7.fhir.r4.model.StructureDefinition withSnapshot = sd.copy();
+        withSnapshot.setSnapshot(g3.getSnapshot());
+        Path file = writeSnapshots.resolve("StructureDefinition-" + sd.getIdPart() + ".json");
+        Files.writeString(file, ctx.newJsonParser().setPrettyPrint(true).encodeResourceToString(withSnapshot) + "\n");
+        System.out.printf("  wrote %s%n", file);
+      } else if (!servedIds.equals(generatedIds)) {
+        staleSnapshots.add(sd.getUrl());
+        System.out.printf("  STALE: the served snapshot of %s is not the one its differential gives%n", sd.getUrl());
+      }
+    }
+    if (officialProfile != null)
+      for (SingleValidationMessage m : validators.get("6.1.0").validateWithResult(officialProfile).getMessages())
+        if (isError(m.getSeverity()) && CORE_PACKAGE_MISSING.matcher(String.valueOf(m.getMessage())).find())
+          corePackageMissingForOfficial = true;
+    System.out.printf(
+        "the validator's own check of an extension definition needs hl7.fhir.r4.core: %s%n",
+        corePackageMissingForOfficial
+            ? "it fails for US Core's us-core-race too (no such package here)"
+            : "it works for US Core's us-core-race");
+    if (writeSnapshots != null) return 0;
     long tLoaded = System.nanoTime();
     System.out.printf("validator ready in %.1f s%n", (tLoaded - t0) / 1e9);
 
@@ -170,6 +219,21 @@ public final class ConformanceRun {
     } finally {
       pool.shutdown();
     }
+    // Set aside (counted, printed) the one harness limit, only where it is shown to be one (above).
+    int setAside = 0;
+    for (java.util.Iterator<Finding> it = errors.iterator(); it.hasNext(); ) {
+      Finding f = it.next();
+      if (corePackageMissingForOfficial
+          && "definition".equals(f.source())
+          && "ERROR_GENERATING_SNAPSHOT".equals(f.messageId())
+          && CORE_PACKAGE_MISSING.matcher(String.valueOf(f.message())).find()
+          && snapshotsGenerated.keySet().stream().anyMatch(u -> u.endsWith("/" + f.resource()))
+          && staleSnapshots.isEmpty()) {
+        it.remove();
+        setAside++;
+      }
+    }
+    final int coreCheckSetAside = setAside;
     errors.sort(
         java.util.Comparator.comparing((Finding f) -> String.valueOf(f.source()))
             .thenComparing(f -> String.valueOf(f.label()))
@@ -247,6 +311,9 @@ public final class ConformanceRun {
     Map<String, List<Finding>> errorKinds = new TreeMap<>();
     for (Finding f : errors) errorKinds.computeIfAbsent(kindOf(f.messageId, f.message), k -> new ArrayList<>()).add(f);
     out.printf("== errors: %d, of %d kinds (all of them in %s)%n", errors.size(), errorKinds.size(), errorsFile);
+    out.printf(
+        "  set aside: %d ERROR_GENERATING_SNAPSHOT on the project's extension definitions (the validator needs hl7.fhir.r4.core, which no registry here has; US Core's us-core-race gets it too; snapshots generated from the differentials and served: %s)%n",
+        coreCheckSetAside, new TreeMap<>(snapshotsGenerated));
     for (Map.Entry<String, List<Finding>> kind : errorKinds.entrySet()) {
       out.printf("  [%d] %s%n", kind.getValue().size(), kind.getKey());
       kind.getValue().stream()
@@ -298,6 +365,8 @@ public final class ConformanceRun {
     if (!errors.isEmpty()) failures.add(errors.size() + " errors");
     if (!failingWarningKinds.isEmpty())
       failures.add(failingWarningKinds.size() + " warning kinds neither terminology-only nor accepted");
+    if (!staleSnapshots.isEmpty())
+      failures.add("stale snapshots (npm run conformance:snapshots): " + String.join(", ", staleSnapshots));
     if (controlsTotal < 6) failures.add("fewer than 6 negative controls (" + controlsTotal + ")");
     if (controlsRejected < controlsTotal)
       failures.add((controlsTotal - controlsRejected) + " negative controls not rejected");
@@ -309,6 +378,21 @@ public final class ConformanceRun {
     out.println("conformance: FAIL: " + String.join("; ", failures));
     return 1;
   }
+
+  private Path writeSnapshots = null;
+  private final List<String> staleSnapshots = new ArrayList<>();
+
+  private static String snapshotIds(org.hl7.fhir.r4.model.StructureDefinition sd) {
+    StringBuilder ids = new StringBuilder();
+    for (org.hl7.fhir.r4.model.ElementDefinition e : sd.getSnapshot().getElement())
+      ids.append(e.getId()).append(' ').append(e.getMin()).append("..").append(e.getMax()).append('\n');
+    return ids.toString();
+  }
+
+  private static final Pattern CORE_PACKAGE_MISSING =
+      Pattern.compile("Unable to resolve package id hl7\\.fhir\\.r4\\.core#");
+  private final Map<String, Integer> snapshotsGenerated = new java.util.concurrent.ConcurrentHashMap<>();
+  private boolean corePackageMissingForOfficial = false;
 
   record Task(String source, String label, JsonNode resource, String pass, String type) {}
 
