@@ -132,6 +132,7 @@ public final class ConformanceRun {
           new ValidationSupportChain(
               new DefaultProfileValidationSupport(ctx),
               pre,
+              new OwnResources(ctx, own),
               new CommonCodeSystemsTerminologyService(ctx),
               new InMemoryTerminologyServerValidationSupport(ctx),
               new SnapshotGeneratingValidationSupport(ctx));
@@ -619,5 +620,37 @@ public final class ConformanceRun {
 
   static String lower(String s) {
     return s.toLowerCase(Locale.ROOT);
+  }
+
+  /**
+   * The project's own definitions of types PrePopulatedValidationSupport does not serve (its addResource keeps only
+   * StructureDefinitions, CodeSystems, ValueSets and SearchParameters): the Measures, so that the validator resolves
+   * each MeasureReport's measure (MeasureReport.measure, a canonical with |version) and checks the report against it.
+   */
+  static final class OwnResources implements IValidationSupport {
+    private final FhirContext context;
+    private final Map<String, IBaseResource> byUrl = new LinkedHashMap<>();
+
+    OwnResources(FhirContext context, List<IBaseResource> own) {
+      this.context = context;
+      for (IBaseResource r : own) {
+        if (r instanceof org.hl7.fhir.r4.model.Measure measure && measure.hasUrl()) {
+          byUrl.put(measure.getUrl(), measure);
+          if (measure.hasVersion()) byUrl.put(measure.getUrl() + "|" + measure.getVersion(), measure);
+        }
+      }
+    }
+
+    @Override
+    public FhirContext getFhirContext() {
+      return context;
+    }
+
+    @Override
+    public <T extends IBaseResource> T fetchResource(Class<T> type, String uri) {
+      IBaseResource found = uri == null ? null : byUrl.get(uri);
+      if (found == null || (type != null && !type.isInstance(found))) return null;
+      return type == null ? null : type.cast(found);
+    }
   }
 }
