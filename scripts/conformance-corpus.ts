@@ -37,8 +37,9 @@ import { startEmbeddedFhirServer } from '../src/embedded-fhir/server.js';
 import { buildApp } from '../src/http/app.js';
 import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { fromRoot } from '../src/paths.js';
+import { wrapStandalone } from '../test/helpers/fixtures.js';
 import { arbitraryPlan } from '../test/helpers/plans.js';
-import { coveragePlans, examples, LONG, withCarried, withIds, wrapStandalone } from './conformance-plans.js';
+import { coveragePlans, examples, LONG, withCarried, withIds } from './conformance-plans.js';
 
 const outDir = process.argv[2] ?? fromRoot('test-output', 'conformance');
 const planCount = Number(process.argv[3] ?? 200);

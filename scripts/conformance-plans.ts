@@ -1,7 +1,7 @@
 // The plans and inputs of the conformance corpus (scripts/conformance-corpus.ts): plans with ids on every part, with
-// carried FHIR, coverage plans that hold every code the mapping can emit, and lone resources wrapped in a plan.
+// carried FHIR, and coverage plans that hold every code the mapping can emit. Lone resources are wrapped in a plan
+// by test/helpers/fixtures.ts (as the mapping tests do).
 import { readFileSync } from 'node:fs';
-import type { Bundle, CarePlan, Resource } from 'fhir/r4.js';
 import { BARRIER_LABEL, ROLE_LABEL } from '../src/fhir/mapping/codes.js';
 import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { fromRoot } from '../src/paths.js';
@@ -138,31 +138,4 @@ export function coveragePlans(): SharedCarePlan[] {
     ],
   } as SharedCarePlan;
   return [base, withIds(base, 9000), withCarried(withIds(base, 9001))];
-}
-
-/** Every external fixture as the mapping tests feed it: a lone Goal, CareTeam or Observation inside a minimal plan. */
-export function wrapStandalone(resource: Resource): Resource {
-  if (resource.resourceType === 'CarePlan' || resource.resourceType === 'Bundle') return resource;
-  const subject = (resource as { subject?: { reference?: string } }).subject ?? {
-    reference: 'Patient/example',
-  };
-  const link = { reference: `${resource.resourceType}/${resource.id}` };
-  const carePlan: CarePlan = {
-    resourceType: 'CarePlan',
-    id: 'wrapper',
-    status: 'active',
-    intent: 'plan',
-    subject: { reference: subject.reference },
-    ...(resource.resourceType === 'Goal' ? { goal: [link] } : {}),
-    ...(resource.resourceType === 'CareTeam' ? { careTeam: [link] } : {}),
-    ...(resource.resourceType === 'Observation' ? { supportingInfo: [link] } : {}),
-  };
-  return {
-    resourceType: 'Bundle',
-    type: 'collection',
-    entry: [
-      { fullUrl: 'http://example.org/fhir/CarePlan/wrapper', resource: carePlan },
-      { fullUrl: `http://example.org/fhir/${resource.resourceType}/${resource.id}`, resource },
-    ],
-  } as Bundle;
 }

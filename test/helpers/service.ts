@@ -118,3 +118,27 @@ async function createPeople(fhirBaseUrl: string) {
     await put(fhirBaseUrl, { resourceType: 'Practitioner', id, active: true });
   }
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are probed field by field
+export type Json = Record<string, any>;
+
+/** One request through app.inject: a JSON body (when given) and the answer's status, headers and JSON body. */
+export async function injectJson(
+  app: FastifyInstance,
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: Json | undefined }> {
+  const reply = await app.inject({
+    method: method as 'GET',
+    url,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+  });
+  return {
+    status: reply.statusCode,
+    headers: reply.headers,
+    body: reply.body ? (reply.json() as Json) : undefined,
+  };
+}

@@ -13,6 +13,7 @@ import { cloneJson } from '../../../src/fhir/mapping/carry.js';
 import { planSourceFromFhir, resolveBundleReferences } from '../../../src/fhir/mapping/from-fhir.js';
 import { validateFhirBundle } from '../../../src/fhir/validation/index.js';
 import type { SharedCarePlan } from '../../../src/model/care-plan.js';
+import { wrapStandalone } from '../../helpers/fixtures.js';
 import { arbitraryPlan } from '../../helpers/plans.js';
 import { examplePlan } from '../../helpers/service.js';
 
@@ -131,33 +132,6 @@ function fixtures(): Fixture[] {
     }
   }
   return result;
-}
-
-/** A Goal, CareTeam or Observation on its own becomes part of a minimal plan, so it goes through the mapping. */
-function wrapStandalone(resource: Resource): Resource {
-  if (resource.resourceType === 'CarePlan' || resource.resourceType === 'Bundle') return resource;
-  const subject = (resource as { subject?: { reference?: string } }).subject ?? {
-    reference: 'Patient/example',
-  };
-  const link = { reference: `${resource.resourceType}/${resource.id}` };
-  const carePlan: CarePlan = {
-    resourceType: 'CarePlan',
-    id: 'wrapper',
-    status: 'active',
-    intent: 'plan',
-    subject: { reference: subject.reference },
-    ...(resource.resourceType === 'Goal' ? { goal: [link] } : {}),
-    ...(resource.resourceType === 'CareTeam' ? { careTeam: [link] } : {}),
-    ...(resource.resourceType === 'Observation' ? { supportingInfo: [link] } : {}),
-  };
-  return {
-    resourceType: 'Bundle',
-    type: 'collection',
-    entry: [
-      { fullUrl: 'http://example.org/fhir/CarePlan/wrapper', resource: carePlan },
-      { fullUrl: `http://example.org/fhir/${resource.resourceType}/${resource.id}`, resource },
-    ],
-  } as Bundle;
 }
 
 t.test('every external fixture survives FHIR -> plan -> FHIR with every element', async (t) => {

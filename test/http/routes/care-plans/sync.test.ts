@@ -2,7 +2,14 @@
 // feed, and idempotent creates, all through the real app against a real FHIR server.
 import type { Bundle, CarePlan, Goal } from 'fhir/r4.js';
 import t from 'tap';
-import { countOnServer, examplePlan, startTestService, type TestService } from '../../../helpers/service.js';
+import {
+  countOnServer,
+  examplePlan,
+  injectJson,
+  type Json,
+  startTestService,
+  type TestService,
+} from '../../../helpers/service.js';
 
 let service: TestService;
 t.before(async () => {
@@ -12,21 +19,8 @@ t.before(async () => {
 });
 t.teardown(() => service.close());
 
-// biome-ignore lint/suspicious/noExplicitAny: answers are probed field by field
-type Json = Record<string, any>;
-const call = async (method: string, url: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const reply = await service.app.inject({
-    method: method as 'GET',
-    url,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
-  });
-  return {
-    status: reply.statusCode,
-    headers: reply.headers,
-    body: reply.body ? (reply.json() as Json) : undefined,
-  };
-};
+const call = (method: string, url: string, body?: unknown, headers?: Record<string, string>) =>
+  injectJson(service.app, method, url, body, headers);
 
 function planFor(patient: string): Json {
   const plan = examplePlan();

@@ -3,11 +3,9 @@
 // the delivery's CPU per event against a plan write's (the process holds the embedded FHIR server too, so both
 // figures include the FHIR server's work for them). README, "Webhooks", quotes the figures.
 import t from 'tap';
-import { examplePlan, startTestService, type TestService } from '../../../helpers/service.js';
+import { examplePlan, type Json, startTestService, type TestService } from '../../../helpers/service.js';
 import { deliveryFigures, startReceiver } from '../../../helpers/webhook-receiver.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: answers are probed field by field
-type Json = Record<string, any>;
 const PLANS = 50;
 const CHANGES_PER_PLAN = 20; // a create, 18 goal changes, the end
 const CHANGES = PLANS * CHANGES_PER_PLAN;

@@ -2,7 +2,13 @@
 // on loopback that verify every signature with the `standardwebhooks` package.
 import type { Bundle, Subscription } from 'fhir/r4.js';
 import t from 'tap';
-import { examplePlan, startTestService, type TestService } from '../../../helpers/service.js';
+import {
+  examplePlan,
+  injectJson,
+  type Json,
+  startTestService,
+  type TestService,
+} from '../../../helpers/service.js';
 import {
   type Delivery,
   deliveryFigures,
@@ -30,21 +36,8 @@ t.teardown(async () => {
   for (const receiver of receivers) await receiver.close();
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: answers are probed field by field
-type Json = Record<string, any>;
-const call = async (method: string, url: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const reply = await service.app.inject({
-    method: method as 'GET',
-    url,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
-  });
-  return {
-    status: reply.statusCode,
-    headers: reply.headers,
-    body: reply.body ? (reply.json() as Json) : undefined,
-  };
-};
+const call = (method: string, url: string, body?: unknown, headers?: Record<string, string>) =>
+  injectJson(service.app, method, url, body, headers);
 
 async function receiver(behaviour?: Parameters<typeof startReceiver>[0]) {
   const started = await startReceiver(behaviour);
