@@ -22,12 +22,29 @@ function schemathesisCounts(text) {
   }));
 }
 
+/** The HL7 validator run: each validation without an error passes, each one with errors fails; a negative control
+ * passes when the validator rejects it. */
+function conformanceCounts(text) {
+  const total = text.match(/^ {2}total validations: (\d+)/m);
+  const errors = text.match(/^== errors: (\d+)/m);
+  const controls = text.match(/^== negative controls rejected: (\d+) of (\d+)/m);
+  if (!total || !errors || !controls) return [];
+  const failedValidations = Math.min(Number(errors[1]), Number(total[1]));
+  const controlsMissed = Number(controls[2]) - Number(controls[1]);
+  return [
+    {
+      passed: Number(total[1]) - failedValidations + Number(controls[1]),
+      failed: failedValidations + controlsMissed,
+    },
+  ];
+}
+
 let passed = 0;
 let failed = 0;
 for (const argument of process.argv.slice(2)) {
   const [name, path] = argument.split('=');
   const text = readFileSync(path, 'utf8');
-  const runs = [...tapCounts(text), ...schemathesisCounts(text)];
+  const runs = [...tapCounts(text), ...schemathesisCounts(text), ...conformanceCounts(text)];
   if (runs.length === 0) {
     console.log(`${name}: no test count found in ${path}`);
     process.exitCode = 1;
