@@ -32,6 +32,8 @@ export interface ReportJobsOptions {
   maxKept?: number;
   /** How long an ended job's answer is kept. */
   keepMs?: number;
+  /** Reports computed at once while their callers wait (each pages through the FHIR server as a job does). */
+  maxInline?: number;
 }
 
 export class TooManyJobs extends Error {}
@@ -42,11 +44,28 @@ export class ReportJobs {
   maxRunning: number;
   maxKept: number;
   keepMs: number;
+  maxInline: number;
+  private inline = 0;
 
   constructor(options: ReportJobsOptions = {}) {
     this.maxRunning = options.maxRunning ?? 2;
     this.maxKept = options.maxKept ?? 20;
     this.keepMs = options.keepMs ?? 10 * 60_000;
+    this.maxInline = options.maxInline ?? 4;
+  }
+
+  /**
+   * Computes a report while its caller waits, refused (TooManyJobs) when `maxInline` already are: without a bound,
+   * callers could start any number of full scans of the FHIR server at once.
+   */
+  async runInline(run: () => Promise<MeasureResult>): Promise<MeasureResult> {
+    if (this.inline >= this.maxInline) throw new TooManyJobs(`${this.inline} reports are being computed`);
+    this.inline++;
+    try {
+      return await run();
+    } finally {
+      this.inline--;
+    }
   }
 
   /**

@@ -102,6 +102,31 @@ t.test('report jobs are bounded, owned, and forgotten after a while', async (t) 
   t.equal(jobs.get('a', failing), undefined, 'an ended job expires');
 });
 
+t.test('reports computed while their callers wait are bounded too', async (t) => {
+  const jobs = new ReportJobs({ maxInline: 2 });
+  let release = () => {};
+  const held = new Promise<MeasureResult>((resolve) => {
+    release = () => resolve(result);
+  });
+  const first = jobs.runInline(() => held);
+  const second = jobs.runInline(() => held);
+  const refused = await jobs.runInline(async () => result).catch((error: unknown) => error);
+  t.ok(refused instanceof TooManyJobs, 'a third at once is refused');
+  t.match(refused, { message: '2 reports are being computed' });
+  release();
+  t.same(await Promise.all([first, second]), [result, result]);
+  t.same(await jobs.runInline(async () => result), result, 'once they end, another may run');
+  await t.rejects(
+    jobs.runInline(async () => {
+      throw new Error('the FHIR server failed');
+    }),
+    /the FHIR server failed/,
+  );
+  const third = jobs.runInline(() => held);
+  const fourth = jobs.runInline(() => held);
+  t.same(await Promise.all([third, fourth]), [result, result], 'a failed report frees its place');
+});
+
 t.test('a job belongs to its client, user and patient', async (t) => {
   const caller = { kind: 'token' as const, clientId: 'app', subject: 'u1', grants: [] };
   t.equal(jobOwner(undefined), 'anonymous');

@@ -282,7 +282,7 @@ export default async function measureRoutes(app: FastifyInstance) {
             headers: { 'Content-Location': { type: 'string', description: '/measures/report-jobs/{jobId}' } },
             type: 'null',
           },
-          ...problems(400, 404, 422, 502, 503, 504),
+          ...problems(400, 404, 422, 429, 502, 503, 504),
         },
       },
     },
@@ -307,23 +307,23 @@ export default async function measureRoutes(app: FastifyInstance) {
         reportType,
       };
       const context = callContext(request);
-      if (!wantsAsync(request.headers.prefer)) {
-        return sendReport(request, reply, await app.measures.report(reportRequest, context));
-      }
-      // The patient check answers at once (404), not later from the job.
-      app.measures.checkPatientFilter(reportRequest, context);
-      let jobId: string;
       try {
-        jobId = app.measureJobs.start(jobOwner(context.caller), (signal, progress) =>
+        if (!wantsAsync(request.headers.prefer)) {
+          const result = await app.measureJobs.runInline(() => app.measures.report(reportRequest, context));
+          return sendReport(request, reply, result);
+        }
+        // The patient check answers at once (404), not later from the job.
+        app.measures.checkPatientFilter(reportRequest, context);
+        const jobId = app.measureJobs.start(jobOwner(context.caller), (signal, progress) =>
           app.measures.report(reportRequest, context, { signal, progress }),
         );
+        return reply.code(202).header('content-location', `/measures/report-jobs/${jobId}`).send();
       } catch (error) {
         if (!(error instanceof TooManyJobs)) throw error;
         throw new ApiProblem('too-many-requests', `${error.message}; retry later`, {
           headers: { 'retry-after': '10' },
         });
       }
-      return reply.code(202).header('content-location', `/measures/report-jobs/${jobId}`).send();
     },
   );
 

@@ -314,4 +314,13 @@ t.test('a cancelled job stops; too many running jobs are a 429', async (t) => {
   });
   t.equal(refused.statusCode, 429);
   t.ok(refused.headers['retry-after']);
+
+  jobs.maxInline = 0;
+  t.teardown(() => {
+    jobs.maxInline = 4;
+  });
+  const waited = await service.app.inject({ url: `/measures/goal-follow-up/report?${PERIOD}` });
+  t.equal(waited.statusCode, 429, 'too many reports computed while their callers wait: 429 as well');
+  t.ok(waited.headers['retry-after']);
+  t.equal(waited.json().type, 'https://shared-care-plans.org/problems/too-many-requests');
 });
