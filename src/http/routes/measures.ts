@@ -8,7 +8,7 @@ import { type MeasureResult, type ReportType, toMeasureReport } from '../../meas
 import { jobOwner, TooManyJobs } from '../../measures/report-jobs.js';
 import { callContext } from '../call-context.js';
 import { ApiProblem } from '../problems.js';
-import { problems } from './responses.js';
+import { problemResponses, problems } from './responses.js';
 
 const populationsSchema = {
   type: 'object',
@@ -282,7 +282,12 @@ export default async function measureRoutes(app: FastifyInstance) {
             headers: { 'Content-Location': { type: 'string', description: '/measures/report-jobs/{jobId}' } },
             type: 'null',
           },
-          ...problems(400, 404, 422, 429, 502, 503, 504),
+          ...problems(400, 404, 422, 502, 503, 504),
+          429: {
+            ...problemResponses[429],
+            description:
+              'Too many requests from this client, or too many reports being computed on this instance; retry after Retry-After.',
+          },
         },
       },
     },
