@@ -89,6 +89,10 @@ public final class ConformanceRun {
   private int validations = 0;
 
   public static void main(String[] args) throws Exception {
+    // Everything the validator needs is loaded from local packages; it must not reach out to package registries or
+    // terminology servers (it tries packages.fhir.org for hl7.fhir.r4.core otherwise): no outbound traffic.
+    org.hl7.fhir.utilities.http.ManagedWebAccess.setAccessPolicy(
+        org.hl7.fhir.utilities.http.ManagedWebAccess.WebAccessPolicy.PROHIBITED);
     Map<String, String> opts = new LinkedHashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) opts.put(args[i].replaceFirst("^--", ""), args[i + 1]);
     System.exit(new ConformanceRun().run(opts));
