@@ -1,4 +1,5 @@
-// Two service instances (processes of their own) over one FHIR server, the instance delivering a subscription
+// Two service instances (processes of their own) over one FHIR server (the embedded one; HAPI in test:hapi, where
+// TEST_FHIR_BASE_URL names it), the instance delivering a subscription
 // killed with SIGKILL in the middle of delivering: the other takes over when its lease expires, and the receiver
 // (verifying every signature with `standardwebhooks`) gets every version, in order, without gaps; an event is
 // seen again only after a failure (a failed attempt, or the kill).
@@ -8,7 +9,7 @@ import type { Subscription } from 'fhir/r4.js';
 import t from 'tap';
 import { type EmbeddedFhirServer, startEmbeddedFhirServer } from '../../../../src/embedded-fhir/server.js';
 import { fromRoot } from '../../../../src/paths.js';
-import { examplePlan, quietLogger } from '../../../helpers/service.js';
+import { createPeople, examplePlan, put, quietLogger } from '../../../helpers/service.js';
 import { deliveryFigures, startReceiver } from '../../../helpers/webhook-receiver.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: answers are probed field by field
@@ -55,21 +56,28 @@ async function call(
 
 const versionOf = (etag: string | null) => /"([^"]+)"/.exec(etag ?? '')?.[1] as string;
 
-let fhir: EmbeddedFhirServer;
+let embedded: EmbeddedFhirServer | undefined;
+let fhirBaseUrl = process.env.TEST_FHIR_BASE_URL ?? '';
 const instances: Instance[] = [];
 t.before(async () => {
-  fhir = await startEmbeddedFhirServer({ logger: quietLogger });
+  if (fhirBaseUrl)
+    await createPeople(fhirBaseUrl); // HAPI enforces referential integrity
+  else {
+    embedded = await startEmbeddedFhirServer({ logger: quietLogger });
+    fhirBaseUrl = embedded.baseUrl;
+  }
 });
 t.teardown(async () => {
   for (const instance of instances) instance.child.kill('SIGKILL');
-  await fhir.close();
+  await embedded?.close();
 });
+t.setTimeout(300_000);
 
 t.test(
   'SIGKILL of the delivering instance: the other takes over; nothing lost, no gap, in order',
   async (t) => {
     const env = {
-      FHIR_BASE_URL: fhir.baseUrl,
+      FHIR_BASE_URL: fhirBaseUrl,
       AUTH_MODE: 'none',
       LOG_LEVEL: 'silent',
       WEBHOOK_SECRET_KEY: randomBytes(32).toString('hex'),
@@ -78,8 +86,9 @@ t.test(
       WEBHOOK_POLL_MS: '100',
       WEBHOOK_RETRY_MIN_MS: '50',
       WEBHOOK_RETRY_MAX_MS: '200',
-      WEBHOOK_TIMEOUT_MS: '1000',
-      WEBHOOK_LEASE_MS: '3000',
+      // A lease long enough for a slow FHIR server's writes (HAPI under load), so that only the kill hands it over.
+      WEBHOOK_TIMEOUT_MS: '2000',
+      WEBHOOK_LEASE_MS: '6000',
     };
     const [a, b] = [await startInstance(env), await startInstance(env)];
     instances.push(a, b);
@@ -87,6 +96,8 @@ t.test(
     const receiver = await startReceiver((n) => (n % 7 === 3 ? { status: 500 } : { status: 200 }));
     t.teardown(() => receiver.close());
     const patient = `Patient/instances-${randomBytes(4).toString('hex')}`;
+    if (!embedded)
+      await put(fhirBaseUrl, { resourceType: 'Patient', id: patient.split('/')[1], active: true });
     const created = await call(a.url, 'POST', '/subscriptions', { endpoint: receiver.url, patient });
     t.equal(created.status, 201);
     receiver.secret = created.body.secret;
@@ -121,7 +132,7 @@ t.test(
     // Kill whichever instance holds the lease, once it has delivered some events and is delivering more.
     await receiver.waitFor((d) => deliveryFigures(d).distinct >= 8, 60_000);
     const stored = (await (
-      await fetch(`${fhir.baseUrl}/Subscription/${created.body.id}`)
+      await fetch(`${fhirBaseUrl}/Subscription/${created.body.id}`)
     ).json()) as Subscription;
     const state = JSON.parse(
       stored.extension?.find((e) => e.url.endsWith('/webhook-delivery-state'))?.valueString ?? '{}',
