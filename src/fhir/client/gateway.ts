@@ -361,11 +361,16 @@ export class FhirGateway {
     await this.call(true, context, (options) => this.client.delete({ resourceType, id, options }));
   }
 
-  /** The first page of a resource's versions (`count` asked for), newest first; the rest through nextPages. */
+  /**
+   * The first page of a resource's versions (`count` asked for), newest first; the rest through nextPages. `_since`
+   * the epoch asks for every version and makes HAPI count them afresh: by default (historyCountMode
+   * CACHED_ONLY_WITHOUT_OFFSET) it answers a plain history from a cached count, with too few entries and no next link.
+   */
   async fullHistory(resourceType: string, id: string, count: number, context: CallContext): Promise<Bundle> {
     requireFhirId(resourceType, id);
+    const query = `_count=${Math.floor(count)}&_since=1970-01-01T00:00:00Z`;
     const { body } = await this.call(true, context, (options) =>
-      this.client.request(`${resourceType}/${id}/_history?_count=${Math.floor(count)}`, { options }),
+      this.client.request(`${resourceType}/${id}/_history?${query}`, { options }),
     );
     return body as unknown as Bundle;
   }
