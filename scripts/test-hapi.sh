@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 INTEGRATION_TESTS=(test/http/routes/care-plans/basics.test.ts test/http/routes/care-plans/sync.test.ts test/http/routes/care-plans/faults.test.ts test/http/routes/care-plans/isolation.test.ts)
+# The webhook delivery tests (short backoff settings, bounded waits): signed deliveries, retries, 410, replay, DELETE,
+# paging beyond one page of history and of Subscriptions, the lease across two instances and a SIGKILL, and the
+# proof that the FHIR server itself delivers nothing (HAPI stores the Subscriptions without acting on them).
+INTEGRATION_TESTS+=(test/http/routes/subscriptions/webhooks.test.ts test/http/routes/subscriptions/webhooks-paging.test.ts test/http/routes/subscriptions/webhooks-lease.test.ts test/http/routes/subscriptions/webhooks-instances.test.ts)
 export HAPI_PORT="${HAPI_PORT:-8090}"
 mkdir -p test-output
 

@@ -95,6 +95,8 @@ export interface WebhookConfig {
   pollMs: number;
   leaseMs: number;
   maxSubscriptions: number;
+  /** Versions or Subscriptions asked for per page of the FHIR server; every page is read (`next` links). */
+  pageSize: number;
 }
 
 /** The configuration the app runs with: a FHIR server is always known by now (embedded or external). */
@@ -365,6 +367,7 @@ function webhookConfig(env: Env): WebhookConfig {
     pollMs: integer(env, 'WEBHOOK_POLL_MS', 1_000, 50, 60_000),
     leaseMs,
     maxSubscriptions: integer(env, 'WEBHOOK_MAX_SUBSCRIPTIONS', 100, 1, 1_000),
+    pageSize: integer(env, 'WEBHOOK_PAGE_SIZE', 100, 2, 1_000),
   };
 }
 

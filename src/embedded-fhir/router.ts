@@ -118,12 +118,19 @@ export function createEmbeddedRouter(repo: EmbeddedRepository, options: Embedded
       }
       return text === undefined ? undefined : Number(text);
     };
-    const bundle = await repo.readHistory(resourceType, id, {
-      offset: number('_offset'),
-      limit: number('_count'),
-    });
+    const [offset, count] = [number('_offset') ?? 0, number('_count')];
+    const bundle = await repo.readHistory(resourceType, id, { offset, limit: count });
     for (const entry of bundle.entry ?? []) {
       entry.fullUrl = `${options.baseUrl()}/${resourceType}/${id}`;
+    }
+    // Paging links, as a history is a paged Bundle (R4 http.html#history): a client walks a long history by `next`.
+    if (count) {
+      const page = (relation: string, at: number) => ({
+        relation,
+        url: `${options.baseUrl()}/${resourceType}/${id}/_history?_count=${count}&_offset=${at}`,
+      });
+      bundle.link = [page('self', offset)];
+      if (offset + count < (bundle.total ?? 0)) bundle.link.push(page('next', offset + count));
     }
     return [allOk, bundle];
   });

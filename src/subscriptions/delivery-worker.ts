@@ -86,7 +86,7 @@ export class DeliveryWorker {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
-      const subscriptions = await this.store.list({}, this.options.config.maxSubscriptions);
+      const subscriptions = await this.store.list({}, this.options.config.pageSize);
       const now = Date.now();
       for (const sub of subscriptions) {
         if (this.stopped || sub.status !== 'active' || this.running.has(sub.id)) continue;
@@ -198,7 +198,11 @@ export class DeliveryWorker {
       if (!queuedAfter || !samePosition(queuedAfter, sub.state.position)) queue = [];
       if (queue.length === 0) {
         const settledBefore = new Date(Date.now() - this.options.settleMs).toISOString();
-        queue = await eventsAfter(this.gateway, sub.state.position, sub, settledBefore, QUEUE_FILL);
+        queue = await eventsAfter(this.gateway, sub.state.position, sub, {
+          settledBefore,
+          limit: QUEUE_FILL,
+          pageSize: config.pageSize,
+        });
         queuedAfter = sub.state.position;
         if (queue.length === 0) {
           if (dirty) await checkpoint();

@@ -3,9 +3,9 @@
 // any instance, after any restart, finds the same event n from the same position. Versions younger than the
 // change feed's settle window are held back, since a transaction may commit after a later one with an earlier
 // timestamp (README, "Change feed").
-import type { Bundle, CarePlan } from 'fhir/r4.js';
+import type { CarePlan } from 'fhir/r4.js';
 import { subjectPatient } from '../auth/caller.js';
-import type { CallContext, FhirGateway } from '../fhir/client/gateway.js';
+import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/client/gateway.js';
 import type { EventType, Position } from './subscription-resource.js';
 
 export interface PlanEvent {
@@ -20,10 +20,16 @@ export interface EventFilter {
   patient?: string;
 }
 
+export interface EventQuery {
+  /** Only versions whose lastUpdated is at or before this are settled (the change feed's settle window). */
+  settledBefore: string;
+  limit: number;
+  /** Versions asked for per page of a plan's history (the server may cap it: HAPI at 50). */
+  pageSize: number;
+}
+
 /** CarePlan statuses that end a plan (http://hl7.org/fhir/R4/valueset-request-status.html). */
 const ENDED = new Set(['revoked', 'entered-in-error', 'completed']);
-/** Versions read per plan: the history's first page (HAPI caps a page at its own maximum). */
-const HISTORY_COUNT = 1000;
 /** CarePlans read per search page while looking for plans changed since a position. */
 const SEARCH_PAGE = 50;
 
@@ -46,25 +52,49 @@ export function positionAfter(event: PlanEvent, before: Position): Position {
   return { t, seen: t === before.t ? [...before.seen, key(event)] : [key(event)] };
 }
 
-/** The events of one plan's history, oldest first. */
-function planEvents(history: Bundle): PlanEvent[] {
-  const versions = (history.entry ?? [])
-    .map((entry) => ({ resource: entry.resource as CarePlan | undefined }))
-    .filter((v) => v.resource?.resourceType === 'CarePlan' && v.resource.meta?.lastUpdated && v.resource.id)
-    .sort((a, b) =>
-      (a.resource?.meta?.lastUpdated as string) < (b.resource?.meta?.lastUpdated as string) ? -1 : 1,
+/**
+ * Every version of one plan, from every page of its history (`next` links, within the base URL only), each once
+ * (a version written while paging shifts a server's offsets and repeats an entry).
+ */
+async function planVersions(
+  gateway: FhirGateway,
+  id: string,
+  pageSize: number,
+  context: CallContext,
+): Promise<CarePlan[]> {
+  const first = await gateway.fullHistory('CarePlan', id, pageSize, context);
+  const entries = [...(first.entry ?? [])];
+  for await (const page of gateway.nextPages(first, context)) entries.push(...(page.entry ?? []));
+  const byVersion = new Map<string, CarePlan>();
+  for (const { resource } of entries) {
+    const plan = resource as CarePlan | undefined;
+    const version = plan?.meta?.versionId;
+    if (plan?.resourceType === 'CarePlan' && plan.id && plan.meta?.lastUpdated && version)
+      byVersion.set(version, plan);
+  }
+  // Fewer versions than the server counts, and no next link: numbering the events would skip the oldest.
+  if (first.total !== undefined && entries.length < first.total) {
+    throw new FhirServerError(
+      'upstream',
+      `the FHIR server gave ${entries.length} of the ${first.total} versions of CarePlan/${id} and no next-page link`,
     );
-  // The oldest version is the creation when the page holds the whole history (HAPI marks no entry reliably).
-  const complete = !history.link?.some((l) => l.relation === 'next');
-  return versions.map(({ resource }, index) => {
-    const plan = resource as CarePlan;
-    const previous = versions[index - 1]?.resource;
-    const created = index === 0 && complete;
-    const type: EventType = created
-      ? 'care-plan.created'
-      : ENDED.has(plan.status) && (!previous || !ENDED.has(previous.status))
-        ? 'care-plan.ended'
-        : 'care-plan.updated';
+  }
+  return [...byVersion.values()];
+}
+
+/** The events of one plan's versions (the whole history), oldest first; the oldest is its creation. */
+function planEvents(plans: CarePlan[]): PlanEvent[] {
+  const versions = plans.sort((a, b) =>
+    (a.meta?.lastUpdated as string) < (b.meta?.lastUpdated as string) ? -1 : 1,
+  );
+  return versions.map((plan, index) => {
+    const previous = versions[index - 1];
+    const type: EventType =
+      index === 0
+        ? 'care-plan.created'
+        : ENDED.has(plan.status) && !ENDED.has(previous.status)
+          ? 'care-plan.ended'
+          : 'care-plan.updated';
     const patient = subjectPatient(plan.subject?.reference);
     return {
       type,
@@ -115,23 +145,18 @@ async function plansChangedSince(
   }
 }
 
-/**
- * The events after `position` whose versions are settled (lastUpdated at or before `settledBefore`) and match the
- * filter, in order, at most `limit`.
- */
+/** The events after `position` whose versions are settled and match the filter, in order, at most `limit`. */
 export async function eventsAfter(
   gateway: FhirGateway,
   position: Position,
   filter: EventFilter,
-  settledBefore: string,
-  limit: number,
+  { settledBefore, limit, pageSize }: EventQuery,
   context: CallContext = {},
 ): Promise<PlanEvent[]> {
   const ids = await plansChangedSince(gateway, position.t, filter.patient, context);
   const found: PlanEvent[] = [];
   for (const id of ids) {
-    const history = await gateway.fullHistory('CarePlan', id, HISTORY_COUNT, context);
-    for (const event of planEvents(history)) {
+    for (const event of planEvents(await planVersions(gateway, id, pageSize, context))) {
       if (event.plan.lastUpdated > settledBefore || !isAfter(event, position)) continue;
       if (!filter.events.includes(event.type)) continue;
       if (filter.patient && event.plan.patient !== filter.patient) continue;

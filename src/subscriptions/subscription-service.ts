@@ -7,7 +7,7 @@ import type { FhirGateway } from '../fhir/client/gateway.js';
 import { DomainError } from '../model/errors.js';
 import type { DeliveryWorker } from './delivery-worker.js';
 import { endpointProblem } from './endpoint.js';
-import { eventsAfter, type PlanEvent, positionAfter } from './events.js';
+import { eventsAfter, positionAfter } from './events.js';
 import { encryptSecret, newSecret } from './secret.js';
 import {
   EVENT_TYPES,
@@ -104,7 +104,7 @@ export class SubscriptionService {
         denied: true,
       });
     }
-    const existing = await this.store.list(context, this.config.maxSubscriptions);
+    const existing = await this.store.list(context, this.config.pageSize);
     if (existing.length >= this.config.maxSubscriptions) {
       throw new DomainError(
         'unprocessable',
@@ -141,7 +141,7 @@ export class SubscriptionService {
 
   async list(context: SubscriptionContext): Promise<SubscriptionView[]> {
     const restricted = context.caller?.patient;
-    const all = await this.store.list(context, this.config.maxSubscriptions);
+    const all = await this.store.list(context, this.config.pageSize);
     return all.filter((sub) => !restricted || sub.patient === restricted).map(view);
   }
 
@@ -168,20 +168,21 @@ export class SubscriptionService {
     await this.store.delete(id, context);
   }
 
-  private settled(): string {
-    return new Date(Date.now() - this.settleMs).toISOString();
+  /** The settled events after `position`, at most `limit`. */
+  private events(sub: WebhookSubscription, position: Position, limit: number, context: SubscriptionContext) {
+    const settledBefore = new Date(Date.now() - this.settleMs).toISOString();
+    return eventsAfter(
+      this.gateway,
+      position,
+      sub,
+      { settledBefore, limit, pageSize: this.config.pageSize },
+      context,
+    );
   }
 
   async status(id: string, context: SubscriptionContext): Promise<SubscriptionStatusView> {
     const sub = await this.visible(id, context);
-    const backlog = await eventsAfter(
-      this.gateway,
-      sub.state.position,
-      sub,
-      this.settled(),
-      MAX_EVENTS_COUNTED,
-      context,
-    );
+    const backlog = await this.events(sub, sub.state.position, MAX_EVENTS_COUNTED, context);
     return {
       id: sub.id,
       status: sub.status,
@@ -196,14 +197,7 @@ export class SubscriptionService {
   /** Delivers again from event `fromEvent` (turning an `error` or `off` subscription back on). */
   async replay(id: string, fromEvent: number, context: SubscriptionContext): Promise<SubscriptionStatusView> {
     const sub = await this.visible(id, context);
-    const events: PlanEvent[] = await eventsAfter(
-      this.gateway,
-      sub.state.start,
-      sub,
-      this.settled(),
-      Math.min(fromEvent, MAX_EVENTS_COUNTED),
-      context,
-    );
+    const events = await this.events(sub, sub.state.start, Math.min(fromEvent, MAX_EVENTS_COUNTED), context);
     if (fromEvent > events.length + 1) {
       throw new DomainError(
         'unprocessable',

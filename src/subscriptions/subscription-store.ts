@@ -26,18 +26,21 @@ export function messageId(subscriptionId: string, planId: string, version: strin
 export class SubscriptionStore {
   constructor(private readonly gateway: FhirGateway) {}
 
-  async list(context: CallContext, max: number): Promise<WebhookSubscription[]> {
-    const bundle: Bundle = await this.gateway.search(
-      'Subscription',
-      { _count: String(max * 2 + 10) },
-      context,
-    );
-    return (bundle.entry ?? [])
-      .map((e) => e.resource as Subscription | undefined)
-      .filter((r): r is Subscription => r?.resourceType === 'Subscription' && r.criteria === TOPIC)
-      .map((r) => fromResource(r, undefined))
-      .filter((s): s is WebhookSubscription => !!s)
-      .sort((a, b) => (a.id < b.id ? -1 : 1));
+  /** Every one of this service's subscriptions on the FHIR server, from every page of the search, by id. */
+  async list(context: CallContext, pageSize: number): Promise<WebhookSubscription[]> {
+    const first: Bundle = await this.gateway.search('Subscription', { _count: String(pageSize) }, context);
+    const entries = [...(first.entry ?? [])];
+    for await (const page of this.gateway.nextPages(first, context)) entries.push(...(page.entry ?? []));
+    const byId = new Map<string, WebhookSubscription>();
+    for (const entry of entries) {
+      const resource = entry.resource as Subscription | undefined;
+      const sub =
+        resource?.resourceType === 'Subscription' && resource.criteria === TOPIC
+          ? fromResource(resource, undefined)
+          : undefined;
+      if (sub) byId.set(sub.id, sub); // a subscription created while paging may shift a later page: once each
+    }
+    return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
   /** The subscription, or undefined when there is none with this id (or it is not one of this service's). */

@@ -478,6 +478,15 @@ t.test('history is newest first and stays so', async (t) => {
     page.body.entry?.map((e) => e.resource?.meta?.versionId),
     [v2.meta?.versionId],
   );
+  // Paged by `next` links: two versions a page, the walk ends after three versions.
+  const walked: (string | undefined)[] = [];
+  let link: string | undefined = `${base}/CarePlan/${v1.id}/_history?_count=2`;
+  for (let pages = 0; link && pages < 5; pages++) {
+    const pageBody = (await (await fetch(link)).json()) as Bundle;
+    walked.push(...(pageBody.entry ?? []).map((e) => e.resource?.meta?.versionId));
+    link = pageBody.link?.find((l) => l.relation === 'next')?.url;
+  }
+  t.same(walked, expected, 'the next links walk the whole history once, newest first');
   t.equal((await call<CarePlan>('GET', `/CarePlan/${v1.id}/_history/${v1.meta?.versionId}`)).body.title, '1');
 });
 

@@ -82,7 +82,7 @@ export async function countOnServer(service: TestService, resourceType: string, 
   return body.total ?? body.entry?.length ?? 0;
 }
 
-async function put(
+export async function put(
   fhirBaseUrl: string,
   resource: { resourceType: string; id: string } & Record<string, unknown>,
 ) {
@@ -101,7 +101,7 @@ async function put(
  * The people the example plan names. The service never creates records of people: on a FHIR server that
  * enforces referential integrity, a test creates them first, as an EHR would have.
  */
-async function createPeople(fhirBaseUrl: string) {
+export async function createPeople(fhirBaseUrl: string) {
   await put(fhirBaseUrl, {
     resourceType: 'Patient',
     id: 'maria-lopez',

@@ -14,8 +14,13 @@ export interface Delivery {
   at: number;
 }
 
-/** How to answer the n-th request (1-based): a status, or `hang` (never answer), with optional headers. */
-export type Behaviour = (n: number) => { status: number; headers?: Record<string, string> } | 'hang';
+/**
+ * How to answer the n-th request (1-based): a status, or `hang` (never answer), with optional headers, after
+ * `delayMs` (a slow receiver).
+ */
+export type Behaviour = (
+  n: number,
+) => { status: number; headers?: Record<string, string>; delayMs?: number } | 'hang';
 
 export interface Receiver {
   url: string;
@@ -57,19 +62,32 @@ export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 
         webhookId: String(request.headers['webhook-id']),
         verified: verify(receiver.secret, text, request.headers),
         answered: answer === 'hang' ? 0 : answer.status,
-        body: JSON.parse(text),
+        body: parsed(text),
         at: Date.now(),
       });
       if (answer === 'hang') {
         hung.add(response);
         return;
       }
-      response.writeHead(answer.status, answer.headers).end();
+      const reply = () => {
+        if (!response.destroyed) response.writeHead(answer.status, answer.headers).end();
+      };
+      if (answer.delayMs) setTimeout(reply, answer.delayMs);
+      else reply();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   return receiver;
+}
+
+/** The body as JSON, or as text when it is none (e.g. an unsigned POST from someone else): counted, not a crash. */
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 function verify(secret: string | undefined, body: string, headers: IncomingHttpHeaders): boolean {

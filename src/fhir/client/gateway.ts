@@ -1,6 +1,6 @@
 // The single door to the FHIR server: every call has a timeout, safe calls are retried with backoff and
 // jitter (honouring Retry-After), a circuit breaker turns a dead server into fast 503s, the request id is
-// passed on, and credentials only ever go to the configured base URL (paging links are never followed).
+// passed on, and credentials only ever go to the configured base URL (a paging link elsewhere is refused).
 
 import {
   BrokenCircuitError,
@@ -123,6 +123,22 @@ function isEntryUrl(url: string | undefined): boolean {
 export function etagVersion(etag: string | null | undefined): string | undefined {
   const match = etag ? /^(?:W\/)?"?([^"]*)"?$/.exec(etag.trim()) : null;
   return match?.[1] || undefined;
+}
+
+/**
+ * A server-supplied paging link as an absolute URL, when it lies within the base URL (same scheme, host and port,
+ * the base's path or below it, no user info); else undefined: following it would send our credentials elsewhere.
+ */
+export function linkWithinBase(link: string, baseUrl: string): string | undefined {
+  try {
+    const base = new URL(baseUrl);
+    const url = new URL(link, `${base.href.replace(/\/+$/, '')}/`);
+    const path = base.pathname.replace(/\/+$/, '');
+    const inside = url.pathname === path || url.pathname.startsWith(`${path}/`);
+    return url.origin === base.origin && !url.username && !url.password && inside ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class FhirGateway {
@@ -345,13 +361,39 @@ export class FhirGateway {
     await this.call(true, context, (options) => this.client.delete({ resourceType, id, options }));
   }
 
-  /** Every version of a resource (up to `count`), newest first, in one page. */
+  /**
+   * The first page of a resource's versions (`count` asked for), newest first; the rest through nextPages. `_since`
+   * the epoch asks for every version and makes HAPI count them afresh: by default (historyCountMode
+   * CACHED_ONLY_WITHOUT_OFFSET) it answers a plain history from a cached count, with too few entries and no next link.
+   */
   async fullHistory(resourceType: string, id: string, count: number, context: CallContext): Promise<Bundle> {
     requireFhirId(resourceType, id);
+    const query = `_count=${Math.floor(count)}&_since=1970-01-01T00:00:00Z`;
     const { body } = await this.call(true, context, (options) =>
-      this.client.request(`${resourceType}/${id}/_history?_count=${Math.floor(count)}`, { options }),
+      this.client.request(`${resourceType}/${id}/_history?${query}`, { options }),
     );
     return body as unknown as Bundle;
+  }
+
+  /**
+   * The pages after `first`, following each page's `next` link: only within the base URL (else an `upstream`
+   * error, nothing fetched), and never one link twice (a server that pages in a loop).
+   */
+  async *nextPages(first: Bundle, context: CallContext): AsyncGenerator<Bundle> {
+    const followed = new Set<string>();
+    for (let page = first; ; ) {
+      const link = page.link?.find((l) => l.relation === 'next')?.url;
+      if (!link) return;
+      const url = linkWithinBase(link, this.options.baseUrl);
+      if (!url || followed.has(url)) {
+        const why = url ? 'repeats an earlier page' : 'points outside FHIR_BASE_URL';
+        throw new FhirServerError('upstream', `the FHIR server's next-page link ${why}; it was not followed`);
+      }
+      followed.add(url);
+      const { body } = await this.call(true, context, (options) => this.client.request(url, { options }));
+      page = body as unknown as Bundle;
+      yield page;
+    }
   }
 
   /** True when the FHIR server answers its capability statement. */

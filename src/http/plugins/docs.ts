@@ -94,7 +94,8 @@ function addDeliveryHeaders(document: OpenApi): OpenApi {
         header(
           'webhook-signature',
           '`v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`, keyed with the bytes of the secret after `whsec_`.',
-          'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
+          // The WebhookDelivery example's compact JSON signed with the example secret its description names.
+          'v1,zEgQwWXPk0wl+rRzBO8R1jMySKI9NFFFgeUpNRopGIE=',
         ),
       ];
     }

@@ -82,7 +82,10 @@ export const subscriptionSchemas = [
       'The body of a delivery: POST <endpoint>, application/json, with the Standard Webhooks headers `webhook-id` ' +
       '(one per event, the same on every retry), `webhook-timestamp` (seconds since 1970) and `webhook-signature` ' +
       '(`v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">` keyed with the secret\'s bytes after ' +
-      '`whsec_`). Answer any 2xx to acknowledge; anything else is retried; 410 turns the subscription off.',
+      '`whsec_`). Answer any 2xx to acknowledge; anything else is retried; 410 turns the subscription off. The ' +
+      "callback's example headers sign this example's compact JSON (no spaces, as shown) with the example secret " +
+      '`whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`; a Standard Webhooks library verifies them (with its timestamp ' +
+      'tolerance lifted, as the example is old).',
     required: ['type', 'timestamp', 'data'],
     properties: {
       type: { type: 'string', enum: [...EVENT_TYPES] },

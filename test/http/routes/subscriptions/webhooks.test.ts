@@ -126,7 +126,9 @@ t.test(
 );
 
 t.test('bad subscriptions are 400/422 problems and store nothing', async (t) => {
-  const before = await service.fhir<Bundle>('Subscription?_count=1000');
+  // Counted, not listed: HAPI's pages hold at most 50.
+  const stored = async () => (await service.fhir<Bundle>('Subscription?_summary=count')).body.total;
+  const before = await stored();
   const cases: [Json, number, string][] = [
     [{}, 400, '/endpoint'],
     [{ endpoint: 'http://127.0.0.1:1/x', extra: 1 }, 400, '/extra'],
@@ -149,8 +151,7 @@ t.test('bad subscriptions are 400/422 problems and store nothing', async (t) => 
       `names ${pointer}: ${JSON.stringify(answer.body?.errors)}`,
     );
   }
-  const after = await service.fhir<Bundle>('Subscription?_count=1000');
-  t.equal(after.body.entry?.length ?? 0, before.body.entry?.length ?? 0, 'nothing stored');
+  t.equal(await stored(), before, 'nothing stored');
 });
 
 t.test(
@@ -204,13 +205,19 @@ t.test(
       'version',
     ]);
     t.equal(new Set(acked.map((d) => d.body.data.plan.version)).size, expected, 'every version, each once');
-    const history = await service.fhir<Bundle>(`CarePlan/${planId}/_history`);
+    // `_since` the epoch: every version (HAPI answers a plain history from a cached count; test/hapi/README.md).
+    const history = await service.fhir<Bundle>(`CarePlan/${planId}/_history?_since=1970-01-01T00:00:00Z`);
     t.same(
       acked.map((d) => d.body.data.plan.version),
       (history.body.entry ?? []).map((e) => e.resource?.meta?.versionId).reverse(),
       "the versions of the CarePlan's history on the FHIR server, oldest first",
     );
-    const status = await call('GET', `/subscriptions/${sub.id}/status`);
+    // Acknowledgements are recorded at least every WEBHOOK_POLL_MS: the status once the last one is (or after 10 s).
+    let status = await call('GET', `/subscriptions/${sub.id}/status`);
+    for (const until = Date.now() + 10_000; status.body?.lastDelivered !== expected && Date.now() < until; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      status = await call('GET', `/subscriptions/${sub.id}/status`);
+    }
     t.match(status.body, {
       status: 'active',
       lastEventNumber: expected,
@@ -297,13 +304,34 @@ t.test('a subscription deleted while events are pending gets no delivery after D
 t.test(
   'the FHIR server itself never delivers: every request a receiver got is signed by the service',
   async (t) => {
-    // HAPI keeps Subscription resources it does not act on (no channel types enabled, test/hapi); a delivery of its
-    // own would carry no Standard Webhooks signature.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // HAPI keeps Subscription resources without acting on them (test/hapi imports none of HAPI's subscription
+    // matching or delivery configuration, and its SubscriptionSettings enable no channel type). Were it acting, it
+    // would POST to an active rest-hook Subscription it can match: one stored straight on the FHIR server, for a
+    // patient whose plan then changes, to a receiver that counts every request.
+    const patient = await service.newPatient('sub-fhir-server');
+    const watcher = await receiver(() => ({ status: 200 }));
+    const own = await service.fhir<Subscription>('Subscription', {
+      method: 'POST',
+      body: JSON.stringify({
+        resourceType: 'Subscription',
+        status: 'active',
+        reason: 'would the FHIR server deliver?',
+        criteria: `CarePlan?subject=${patient}`,
+        channel: { type: 'rest-hook', endpoint: watcher.url, payload: 'application/fhir+json' },
+      }),
+    });
+    t.equal(own.status, 201, 'stored as active');
+    t.teardown(() => service.fhir(`Subscription/${own.body.id}`, { method: 'DELETE' }));
+    const ours = await receiver();
+    await subscribe(ours, patient);
+    await planWithChanges(patient, 1);
+    await ours.waitFor((d) => d.length >= 3); // the service delivered the plan's three versions...
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // ...and the FHIR server had time to
+    t.equal(watcher.deliveries.length, 0, 'the FHIR server sent nothing to its own rest-hook Subscription');
     const all = receivers.flatMap((r) => r.deliveries);
     t.ok(
       all.length > 0 && all.every((d) => d.verified),
-      `${all.length} requests, every one signed (standardwebhooks)`,
+      `${all.length} requests to the service's receivers, every one signed (standardwebhooks)`,
     );
   },
 );
