@@ -140,7 +140,13 @@ export class FhirGateway {
       halfOpenAfter: options.breakerOpenMs ?? 5_000,
       breaker: new ConsecutiveBreaker(options.breakerThreshold ?? 8),
     });
-    const perAttemptTimeout = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+    // abortOnReturn off: cockatiel would otherwise abort every finished call's signal, which builds an
+    // AbortError DOMException (a stack trace) and runs fetch's abort listeners for nothing; a call returns only
+    // when its answer has been read whole, so there is nothing left to abort.
+    const perAttemptTimeout = timeout(options.timeoutMs, {
+      strategy: TimeoutStrategy.Aggressive,
+      abortOnReturn: false,
+    });
     const backoff = new DelegateBackoff<unknown>((context) => {
       const result = (context as { result?: { error?: unknown }; attempt: number }).result;
       const error = result?.error;
