@@ -13,8 +13,6 @@ import { withActivityIds, withoutStoredIds } from './plan-ids.js';
 import { readPlan } from './queries.js';
 import type { CreateContext, PlanContext, StoredPlan } from './types.js';
 
-const LOCATION_ID = /(?:^|\/)CarePlan\/([A-Za-z0-9\-.]{1,64})(?:\/|$)/;
-
 export async function createPlan(
   deps: UseCaseDeps,
   plan: SharedCarePlan,
@@ -24,20 +22,13 @@ export async function createPlan(
   requireOwnPatient(context, plan.patient?.reference, '/patient/reference');
   const fresh = withActivityIds(withoutStoredIds(plan), newUuid);
   if (!context.idempotencyKey) {
-    const bundle = mapping.withProvenance(
-      mapping.toFhir(fresh, { revision: newUuid(), planKey: newUuid() }),
+    const bundle = mapping.toFhir(fresh, { revision: newUuid(), planKey: newUuid() });
+    const response = await repository.transaction(
+      mapping.withProvenance(bundle, context, 'CREATE'),
       context,
-      'CREATE',
+      false,
     );
-    // The answer holds ids and versions only: the plan is made from what was sent (the same mapping as a read),
-    // or read back when the FHIR server's answer does not say enough.
-    const response = await repository.transaction(bundle, context, false, true);
-    const stored = repository.planFromSent(bundle, response);
-    if (stored) return { ...stored, replayed: false };
-    const id = LOCATION_ID.exec(response.entry?.[0]?.response?.location ?? '')?.[1];
-    if (!id)
-      throw new FhirServerError('upstream', 'the FHIR server did not say where it stored the CarePlan');
-    return { ...(await readPlan(deps, id, context)), replayed: false };
+    return { ...repository.planFromTransaction(bundle, response), replayed: false };
   }
   const scope = context.caller ? idempotencyScope(context.caller) : (context.clientId ?? '');
   const keyHash = sha256(`${scope}\n${context.idempotencyKey}`);

@@ -37,12 +37,9 @@ export class PlanRepository {
     return carePlans.map((carePlan) => this.storedFrom(carePlan, found));
   }
 
-  /**
-   * Sends a transaction; `idempotent`: it may be retried (it is conditional all through); `minimal`: the answer
-   * holds ids and versions only (then `planFromSent` makes the stored plan).
-   */
-  transaction(bundle: Bundle, context: CallContext, idempotent: boolean, minimal = false): Promise<Bundle> {
-    return this.gateway.transaction(bundle, { ...context, idempotent, minimal });
+  /** Sends a transaction; `idempotent`: it may be retried (it is conditional all through). */
+  transaction(bundle: Bundle, context: CallContext, idempotent: boolean): Promise<Bundle> {
+    return this.gateway.transaction(bundle, { ...context, idempotent });
   }
 
   search(
@@ -65,45 +62,6 @@ export class PlanRepository {
   storedFrom(carePlan: CarePlan, found: ReadonlyMap<string, Resource>): StoredPlan {
     const parts = ownParts(carePlan, found);
     return stored(carePlan, parts, [carePlan, ...parts.values()], this.usCoreVersion);
-  }
-
-  /**
-   * The stored plan of a transaction of creates, from what was sent and the ids, versions and times the answer
-   * gives (Prefer: return=minimal): the resources as the FHIR server stores them (its ids, its versionId and
-   * lastUpdated, the bundle's urn:uuid references as Type/id) through the same mapping as a read of the plan.
-   * Undefined when the answer does not say all of that (the caller then reads the plan back).
-   */
-  planFromSent(request: Bundle, response: Bundle): StoredPlan | undefined {
-    const sent = request.entry ?? [];
-    const answered = response.entry ?? [];
-    if (answered.length !== sent.length) return undefined;
-    const stamps: ({ id: string; versionId: string; lastUpdated?: string } | undefined)[] = [];
-    const localReference = new Map<string, string>();
-    for (let i = 0; i < sent.length; i++) {
-      const resource = sent[i].resource;
-      const stamp = storedStamp(answered[i]);
-      if (!resource || !stamp || sent[i].request?.method !== 'POST') return undefined;
-      stamps.push(stamp);
-      if (sent[i].fullUrl)
-        localReference.set(sent[i].fullUrl as string, `${resource.resourceType}/${stamp.id}`);
-    }
-    const byReference = new Map<string, Resource>();
-    const resources: Resource[] = [];
-    for (let i = 0; i < sent.length; i++) {
-      const resource = sent[i].resource as Resource;
-      if (resource.resourceType === 'Provenance') continue;
-      const { id, versionId, lastUpdated } = stamps[i] as NonNullable<(typeof stamps)[number]>;
-      const storedResource = {
-        ...withLocalReferences(resource, localReference),
-        id,
-        meta: { ...resource.meta, versionId, ...(lastUpdated ? { lastUpdated } : {}) },
-      };
-      resources.push(storedResource);
-      byReference.set(`${resource.resourceType}/${id}`, storedResource);
-    }
-    const carePlan = resources[0] as CarePlan;
-    if (carePlan?.resourceType !== 'CarePlan' || !carePlan.meta?.lastUpdated) return undefined;
-    return stored(carePlan, ownParts(carePlan, byReference), resources, this.usCoreVersion);
   }
 
   /** The stored plan, from the transaction's answer (no second round trip). */
@@ -140,50 +98,6 @@ function stored(
   };
   const plan = planFromFhir({ carePlan: withoutServerStamp(carePlan), resolve }, usCoreVersion);
   return { plan, version: carePlan.meta?.versionId ?? '', resources };
-}
-
-const LOCATION = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})\/_history\/([A-Za-z0-9\-.]{1,64})$/;
-
-/** The id, version and time a transaction answer's entry gives for a created resource (201 with a location). */
-function storedStamp(entry: BundleEntry | undefined) {
-  const response = entry?.response;
-  const location = response?.location ? LOCATION.exec(response.location) : null;
-  if (!response?.status?.startsWith('201') || !location) return undefined;
-  return { id: location[2], versionId: location[3], lastUpdated: response.lastModified };
-}
-
-/**
- * A sent resource with every reference to an entry of the bundle (its fullUrl) as the server writes it. Copy on
- * write: parts without such a reference are shared, not copied (nothing downstream changes them: the mapping
- * copies what it keeps).
- */
-function withLocalReferences<T>(value: T, localReference: ReadonlyMap<string, string>): T {
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) {
-    let copy: unknown[] | undefined;
-    for (let i = 0; i < value.length; i++) {
-      const item = withLocalReferences(value[i], localReference);
-      if (item !== value[i]) {
-        copy ??= value.slice();
-        copy[i] = item;
-      }
-    }
-    return (copy ?? value) as T;
-  }
-  let copy: Record<string, unknown> | undefined;
-  const object = value as Record<string, unknown>;
-  for (const key in object) {
-    const item = object[key];
-    const changed =
-      key === 'reference' && typeof item === 'string'
-        ? (localReference.get(item) ?? item)
-        : withLocalReferences(item, localReference);
-    if (changed !== item) {
-      copy ??= { ...object };
-      copy[key] = changed;
-    }
-  }
-  return (copy ?? value) as T;
 }
 
 /**

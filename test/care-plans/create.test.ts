@@ -1,18 +1,12 @@
-// Creating a plan (src/care-plans/create.ts) against the real embedded FHIR server: the 201 answer is made from
-// the plan that was sent plus the ids and versions of the transaction's answer (Prefer: return=minimal), not read
-// back. So that this shortcut can never drift from the read path, for plans of several shapes (the documented
-// example, plans taken from FHIR with carried elements in unmappedFhir and contained parts, generated plans) the
-// 201 body and ETag must equal what a GET of the plan answers right after, and the repository must have made the
-// plan from what it sent (no fallback to a read).
-import { randomUUID } from 'node:crypto';
+// Creating a plan (src/care-plans/create.ts) against the real FHIR server (the embedded one, or the server
+// TEST_FHIR_BASE_URL names): the 201 answer is made from the transaction's answer, without a read; so that this can
+// never drift from the read path, for plans of several shapes (the documented example, plans taken from FHIR with
+// carried elements in unmappedFhir and contained parts, generated plans) the 201 body and ETag must equal what a
+// GET of the plan answers right after. (Issue 18 tried answering from what was sent, with Prefer: return=minimal:
+// on HAPI this test failed, as HAPI re-encodes a narrative's XHTML, so the stored plan carried it and the answer not.)
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import type { Bundle } from 'fhir/r4.js';
 import t from 'tap';
-import { PlanFhir } from '../../src/care-plans/plan-fhir.js';
-import { withActivityIds, withoutStoredIds } from '../../src/care-plans/plan-ids.js';
-import { PlanRepository } from '../../src/care-plans/repository.js';
-import { FhirGateway } from '../../src/fhir/client/gateway.js';
 import type { SharedCarePlan } from '../../src/model/care-plan.js';
 import { fromRoot } from '../../src/paths.js';
 import { arbitraryPlan } from '../helpers/plans.js';
@@ -41,9 +35,33 @@ async function fromFhir(file: string): Promise<SharedCarePlan> {
   return plan as SharedCarePlan;
 }
 
+/**
+ * On a FHIR server with referential integrity (HAPI, TEST_FHIR_BASE_URL), the people and organisations a plan
+ * names are created first, as an EHR would have.
+ */
+async function createReferenced(plan: SharedCarePlan): Promise<void> {
+  if (!process.env.TEST_FHIR_BASE_URL) return;
+  const patient = plan.patient?.reference;
+  const found = JSON.stringify(plan).matchAll(
+    /"reference":"(Patient|Practitioner|PractitionerRole|RelatedPerson|Organization)\/([^"/]+)"/g,
+  );
+  const resources = [...new Map([...found].map(([, type, id]) => [`${type}/${id}`, { type, id }])).values()];
+  // Patients first: a RelatedPerson names its patient.
+  resources.sort((a, b) => Number(b.type === 'Patient') - Number(a.type === 'Patient'));
+  for (const { type, id } of resources) {
+    const resource = {
+      resourceType: type,
+      id,
+      ...(type === 'RelatedPerson' ? { patient: { reference: patient } } : {}),
+    };
+    const put = await service.fhir(`${type}/${id}`, { method: 'PUT', body: JSON.stringify(resource) });
+    if (put.status >= 300) throw new Error(`cannot create ${type}/${id}: ${put.status}`);
+  }
+}
+
 async function shapes(): Promise<{ name: string; plan: SharedCarePlan }[]> {
   const generated = fc.sample(arbitraryPlan(), { numRuns: 12, seed: 20261202 });
-  return [
+  const all = [
     { name: 'the documented example', plan: examplePlan() as unknown as SharedCarePlan },
     {
       name: 'a contained CarePlan taken from FHIR',
@@ -56,6 +74,16 @@ async function shapes(): Promise<{ name: string; plan: SharedCarePlan }[]> {
       plan: JSON.parse(JSON.stringify(plan)),
     })),
   ];
+  // HAPI refuses purely numeric client ids (its default ALPHANUMERIC strategy): every literal reference gets a
+  // prefix, so that the people it names can be created there (the same plans on every server).
+  const prefixed = all.map(({ name, plan }) => ({
+    name,
+    plan: JSON.parse(
+      JSON.stringify(plan).replace(/"reference":"([A-Z][A-Za-z]+)\/(?!_history)/g, '"reference":"$1/x-'),
+    ) as SharedCarePlan,
+  }));
+  for (const { plan } of prefixed) await createReferenced(plan);
+  return prefixed;
 }
 
 t.test(
@@ -86,32 +114,3 @@ t.test(
     }
   },
 );
-
-t.test('the repository makes the stored plan from what it sent: a read gives the same plan', async (t) => {
-  const gateway = new FhirGateway({ baseUrl: service.fhirBaseUrl, timeoutMs: 10_000, maxRetries: 1 });
-  const repository = new PlanRepository(gateway);
-  const mapping = new PlanFhir(service.fhirBaseUrl);
-  const context = { requestId: randomUUID() };
-  for (const { name, plan } of await shapes()) {
-    // As a create does: stored ids dropped, so that every entry is a POST.
-    const fresh = withActivityIds(withoutStoredIds(plan), randomUUID);
-    const request: Bundle = mapping.withProvenance(
-      mapping.toFhir(fresh, { revision: randomUUID(), planKey: randomUUID() }),
-      context,
-      'CREATE',
-    );
-    const response = await repository.transaction(request, context, false, true);
-    t.ok(
-      response.entry?.every((entry) => entry.resource === undefined && entry.response?.location),
-      `${name}: the answer holds locations, no resources (return=minimal)`,
-    );
-    const stored = repository.planFromSent(request, response);
-    if (!stored) {
-      t.fail(`${name}: the stored plan could not be made from what was sent`);
-      continue;
-    }
-    const read = await repository.read(stored.plan.id as string, context);
-    t.strictSame(stored.plan, read.plan, `${name}: the plan made from what was sent is the plan read`);
-    t.equal(stored.version, read.version, `${name}: the same version`);
-  }
-});

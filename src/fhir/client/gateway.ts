@@ -35,9 +35,12 @@ export interface FhirGatewayOptions {
   breakerOpenMs?: number;
 }
 
-/** The Prefer headers of a transaction (exported for the benchmark's direct push, which must send the same). */
-export const PREFER_MINIMAL = 'return=minimal';
-export const PREFER_REPRESENTATION = 'return=representation';
+/**
+ * The Prefer header of every transaction (exported for the benchmark's direct push, which must send the same).
+ * The stored representation, not `return=minimal`: a server may store other bytes than it was sent (HAPI
+ * re-encodes a narrative's XHTML), and the plan answered must be the plan a read gives.
+ */
+export const TRANSACTION_PREFER = 'return=representation';
 
 export interface CallContext {
   requestId?: string;
@@ -253,14 +256,9 @@ export class FhirGateway {
 
   /**
    * Sends a transaction. Retried only when `idempotent` (every create conditional, every update version-checked),
-   * since a lost answer to a plain create cannot be told from a lost request. `minimal`: the answer's entries
-   * carry their response (location, etag, lastModified) but not the stored resource (the caller knows what it
-   * sent), so the FHIR server serialises and the service parses a small Bundle.
+   * since a lost answer to a plain create cannot be told from a lost request.
    */
-  async transaction(
-    bundle: Bundle,
-    context: CallContext & { idempotent: boolean; minimal?: boolean },
-  ): Promise<Bundle> {
+  async transaction(bundle: Bundle, context: CallContext & { idempotent: boolean }): Promise<Bundle> {
     const bad = (bundle.entry ?? []).find((entry) => !isEntryUrl(entry.request?.url));
     if (bad) {
       throw new FhirServerError('rejected', `a transaction entry addresses "${bad.request?.url}"`, 400);
@@ -268,10 +266,7 @@ export class FhirGateway {
     const { body } = await this.call(context.idempotent, context, (options) =>
       this.client.transaction({
         body: bundle as never,
-        options: {
-          ...options,
-          headers: { ...options.headers, prefer: context.minimal ? PREFER_MINIMAL : PREFER_REPRESENTATION },
-        },
+        options: { ...options, headers: { ...options.headers, prefer: TRANSACTION_PREFER } },
       }),
     );
     return body as unknown as Bundle;
