@@ -1,32 +1,48 @@
-// Summarises a V8 .cpuprofile (node --cpu-prof): the functions with the most self time, and self time per
-// file. Usage: node bench/profile-summary.mjs <file.cpuprofile> [top=25]
+// Summarises a V8 .cpuprofile (node --cpu-prof): the functions with the most self time, inclusive time, and self
+// time per file, as shares of the busy (non-idle) time sampled.
+// Usage: node bench/profile-summary.mjs <file.cpuprofile> [top=25] [--skip-s=N]
+//   --skip-s=N  leave out the first N seconds of the profile (start-up and warm-up: e.g. AJV compiling schemas)
 import { readFileSync } from 'node:fs';
 
-const [file, topText = '25'] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')));
+const [file, topText = '25'] = args.filter((a) => !a.startsWith('--'));
 if (!file) {
-  console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [top]');
+  console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [top] [--skip-s=N]');
   process.exit(2);
 }
 const top = Number(topText);
+const skipUs = Number(flags['skip-s'] ?? 0) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 const selfUs = new Map();
 const deltas = profile.timeDeltas;
+const kept = [];
+let at = 0;
 for (let i = 0; i < profile.samples.length; i++) {
+  at += deltas[i] ?? 0;
+  if (at < skipUs) continue;
+  kept.push(i);
   const id = profile.samples[i];
   selfUs.set(id, (selfUs.get(id) ?? 0) + (deltas[i] ?? 0));
 }
-const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+const idleUs = [...selfUs]
+  .filter(([id]) => byId.get(id).callFrame.functionName === '(idle)')
+  .reduce((a, [, us]) => a + us, 0);
+const sampled = [...selfUs.values()].reduce((a, b) => a + b, 0);
+const total = sampled - idleUs;
 const shortUrl = (url) =>
   url
     .replace(/^file:\/\//, '')
     .replace(/^.*\/node_modules\//, 'node_modules/')
     .replace(/^.*\/dist\//, 'dist/')
+    .replace(/^.*\/bench\/results\/[^/]+\//, 'dist/')
     .replace(/^.*\/bench\//, 'bench/');
 const byFunction = new Map();
 const byFile = new Map();
 for (const [id, us] of selfUs) {
   const { callFrame } = byId.get(id);
+  if (callFrame.functionName === '(idle)') continue;
   const where = callFrame.url ? `${shortUrl(callFrame.url)}:${callFrame.lineNumber + 1}` : '(native)';
   const key = `${callFrame.functionName || '(anonymous)'}  ${where}`;
   byFunction.set(key, (byFunction.get(key) ?? 0) + us);
@@ -37,7 +53,7 @@ for (const [id, us] of selfUs) {
 const parent = new Map();
 for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
 const inclusive = new Map();
-for (let i = 0; i < profile.samples.length; i++) {
+for (const i of kept) {
   const seen = new Set();
   for (let id = profile.samples[i]; id !== undefined; id = parent.get(id)) {
     const { callFrame } = byId.get(id);
@@ -55,7 +71,9 @@ for (let i = 0; i < profile.samples.length; i++) {
   }
 }
 const pct = (us) => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
-console.log(`${file}: ${(total / 1e6).toFixed(2)} s sampled`);
+console.log(
+  `${file}: ${(sampled / 1e6).toFixed(2)} s sampled${skipUs ? ` after the first ${skipUs / 1e6} s` : ''}, ${(total / 1e6).toFixed(2)} s busy (the shares below are of busy time)`,
+);
 console.log('\nself time by function:');
 for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top))
   console.log(`  ${pct(us)}  ${key}`);

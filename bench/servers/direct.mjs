@@ -3,7 +3,7 @@
 // them for a plain create (activity ids, toFhir with a fresh plan revision, the Provenance of the write
 // appended, all through the service's own methods); a request names its plan by the x-bench-plan header, its
 // JSON body is parsed (as the service must), and the precomputed Bundle, with fresh ids, is sent with
-// fhir-kit-client straight to the FHIR server (Prefer: return=representation, as the service asks). Answers 201 with the FHIR server's
+// fhir-kit-client straight to the FHIR server (with the Prefer header the service sends: the gateway's TRANSACTION_PREFER). Answers 201 with the FHIR server's
 // transaction-response Bundle; any failure answers 502.
 // Env: PORT, FHIR_BASE_URL (required); PLAN_SIZE (default medium), POOL_SIZE (default 128), HOST,
 //      BENCH_DIST (the build to take the mapping from, default dist/), BENCH_CLIENT_ID (the Provenance agent).
@@ -18,6 +18,9 @@ const dist = pathToFileURL(
   resolve(process.env.BENCH_DIST || new URL('../../dist', import.meta.url).pathname),
 ).href;
 const { PlanFhir } = await import(`${dist}/src/care-plans/plan-fhir.js`);
+// The Prefer header the service sends with a transaction (builds without the export: representation).
+const gateway = await import(`${dist}/src/fhir/client/gateway.js`);
+const prefer = gateway.TRANSACTION_PREFER ?? 'return=representation';
 
 const size = process.env.PLAN_SIZE || 'medium';
 const pool = generatePool(size, Number(process.env.POOL_SIZE || 128));
@@ -71,7 +74,7 @@ app.post('/care-plans', async (request, reply) => {
   try {
     const response = await client.transaction({
       body: freshBundleText(index),
-      options: { headers: { prefer: 'return=representation' } },
+      options: { headers: { prefer } },
     });
     return reply.code(201).send(response);
   } catch (error) {

@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getStatus, normalizeErrorString } from '@medplum/core';
 import type { FhirRequest, HttpMethod } from '@medplum/fhir-router';
-import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { loadFhirDefinitions } from './definitions.js';
@@ -279,6 +279,16 @@ function toHttpResult(
     }
   }
   const prefer = String(requestHeaders.prefer ?? '');
+  if (status < 300 && interaction === 'batch' && /return=minimal/.test(prefer) && resource) {
+    // A batch or transaction still answers with its response Bundle; return=minimal applies to each entry
+    // (FHIR R4 http.html#ops): the entries keep their response (location, etag, lastModified), not the resource.
+    const bundle = resource as Bundle;
+    return {
+      status,
+      headers,
+      body: { ...bundle, entry: bundle.entry?.map(({ resource: _resource, ...entry }) => entry) },
+    };
+  }
   if (status < 300 && interaction && /return=minimal/.test(prefer)) {
     return { status, headers };
   }

@@ -246,6 +246,38 @@ t.test('transaction with urn:uuid references resolves them', async (t) => {
   t.equal(unresolved.status, 400, 'urn:uuid reference to no entry is rejected');
 });
 
+t.test('a transaction with Prefer: return=minimal answers each entry without its resource', async (t) => {
+  const [patient, plan] = [urn(), urn()];
+  const res = await call<Bundle>(
+    'POST',
+    '',
+    transaction([
+      { fullUrl: patient, resource: patientResource(), request: { method: 'POST', url: 'Patient' } },
+      { fullUrl: plan, resource: carePlan(patient), request: { method: 'POST', url: 'CarePlan' } },
+    ]),
+    { prefer: 'return=minimal' },
+  );
+  t.equal(res.status, 200);
+  t.equal(
+    res.body.type,
+    'transaction-response',
+    'the response Bundle is still there (FHIR R4 http.html#ops)',
+  );
+  const entries = res.body.entry ?? [];
+  t.equal(entries.length, 2);
+  t.ok(
+    entries.every((e) => e.resource === undefined),
+    'no entry carries its resource',
+  );
+  const [, location, id, version] =
+    /^(CarePlan)\/([^/]+)\/_history\/([^/]+)$/.exec(entries[1].response?.location ?? '') ?? [];
+  t.equal(location, 'CarePlan', 'each entry says where its resource is stored');
+  const stored = await call<CarePlan>('GET', `/CarePlan/${id}`);
+  t.equal(stored.body.meta?.versionId, version);
+  t.equal(entries[1].response?.etag, `W/"${version}"`);
+  t.equal(entries[1].response?.lastModified, stored.body.meta?.lastUpdated, 'and when it was stored');
+});
+
 t.test('a transaction whose 3rd entry fails leaves nothing behind', async (t) => {
   const subject = 'Patient/rollback';
   const newSubject = 'Patient/rollback-new';

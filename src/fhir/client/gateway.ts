@@ -35,6 +35,13 @@ export interface FhirGatewayOptions {
   breakerOpenMs?: number;
 }
 
+/**
+ * The Prefer header of every transaction (exported for the benchmark's direct push, which must send the same).
+ * The stored representation, not `return=minimal`: a server may store other bytes than it was sent (HAPI
+ * re-encodes a narrative's XHTML), and the plan answered must be the plan a read gives.
+ */
+export const TRANSACTION_PREFER = 'return=representation';
+
 export interface CallContext {
   requestId?: string;
 }
@@ -152,7 +159,13 @@ export class FhirGateway {
       halfOpenAfter: options.breakerOpenMs ?? 5_000,
       breaker: new ConsecutiveBreaker(options.breakerThreshold ?? 8),
     });
-    const perAttemptTimeout = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+    // abortOnReturn off: cockatiel would otherwise abort every finished call's signal, which builds an
+    // AbortError DOMException (a stack trace) and runs fetch's abort listeners for nothing; a call returns only
+    // when its answer has been read whole, so there is nothing left to abort.
+    const perAttemptTimeout = timeout(options.timeoutMs, {
+      strategy: TimeoutStrategy.Aggressive,
+      abortOnReturn: false,
+    });
     const backoff = new DelegateBackoff<unknown>((context) => {
       const result = (context as { result?: { error?: unknown }; attempt: number }).result;
       const error = result?.error;
@@ -269,7 +282,7 @@ export class FhirGateway {
     const { body } = await this.call(context.idempotent, context, (options) =>
       this.client.transaction({
         body: bundle as never,
-        options: { ...options, headers: { ...options.headers, prefer: 'return=representation' } },
+        options: { ...options, headers: { ...options.headers, prefer: TRANSACTION_PREFER } },
       }),
     );
     return body as unknown as Bundle;
