@@ -183,7 +183,8 @@ t.test('nothing acknowledged is lost or duplicated when the network misbehaves',
         // As a well-behaved client does: wait as Retry-After says (an open circuit breaker answers fast 503s for
         // seconds; twelve immediate retries would all land in it), else back off a little more each time.
         const retryAfterS = Number(reply.headers['retry-after']);
-        const waitMs = Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : 50 * 2 ** attempt;
+        const waitMs =
+          Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : 50 * 2 ** attempt;
         await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 5000)));
       }
     }
