@@ -372,7 +372,7 @@ export interface GoalNote {
   /**
    * FHIR dateTime: a FHIR date, or a date with a time and a time zone (2026-11-26T10:00:00+01:00).
    */
-  time?: string;
+  time: string;
 }
 /**
  * A FHIR Reference: a relative reference (Type/id), a contained one (#id), an absolute URL, or only a display.

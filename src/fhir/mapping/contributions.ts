@@ -89,24 +89,24 @@ export function takeContributions(goal: Goal, extensions: Extension[]): Extensio
 export function noteAnnotation(note: GoalNote): Annotation {
   return {
     ...(note.author ? { authorReference: { ...note.author } } : {}),
-    ...(note.time ? { time: note.time } : {}),
+    time: note.time,
     text: note.text,
   };
 }
 
-/** The notes of a goal when every Annotation is one noteAnnotation makes again; otherwise none (all carried). */
+/**
+ * The notes of a goal when every Annotation is one noteAnnotation makes again (text, time, an authorReference or
+ * none); otherwise none (all carried).
+ */
 export function notesFromAnnotations(annotations: unknown): GoalNote[] | undefined {
   if (!Array.isArray(annotations) || annotations.length === 0) return undefined;
   const notes: GoalNote[] = [];
   for (const annotation of annotations as Annotation[]) {
+    // The service always writes a time: an annotation without one is someone else's, carried as it came.
     const noteText = text(annotation?.text);
-    if (!noteText) return undefined;
+    if (!noteText || typeof annotation.time !== 'string') return undefined;
     const author = annotation.authorReference ? wholeReference(annotation.authorReference) : undefined;
-    const note: GoalNote = {
-      text: noteText,
-      ...(author ? { author } : {}),
-      ...(annotation.time ? { time: annotation.time } : {}),
-    };
+    const note: GoalNote = { text: noteText, ...(author ? { author } : {}), time: annotation.time };
     if (!jsonEqual(noteAnnotation(note), annotation)) return undefined;
     notes.push(note);
   }
