@@ -73,9 +73,19 @@ const agreementBody = {
         '(kept as recorded by the professional); a client without a person (fhirUser) must name one.',
     },
   },
+  // With `who`, so that they work as they are without a person's token (AUTH_MODE=none, a system client); with a
+  // token naming a person, leave `who` out to record your own.
   examples: [
-    { status: 'agree', note: 'Yes, walking to the market is what I want.' },
-    { status: 'disagree', note: 'Saturdays are too soon; start with Sundays.' },
+    {
+      status: 'agree',
+      note: 'Yes, walking to the market is what I want.',
+      who: { reference: 'Patient/maria-lopez', display: 'Maria Lopez' },
+    },
+    {
+      status: 'disagree',
+      note: 'Saturdays are too soon; start with Sundays.',
+      who: { reference: 'RelatedPerson/ana-lopez', display: 'Ana Lopez' },
+    },
   ],
 } as const;
 
@@ -246,7 +256,7 @@ export default async function participationRoutes(app: FastifyInstance) {
           description: `Attributed to the caller (expressedBy, recordedOn). No If-Match needed.`,
           headers: optionalIfMatch,
           params: planIdParams,
-          body: { $ref: `${schema}#`, examples: [ITEM_EXAMPLES[list]] },
+          body: { type: 'object', allOf: [{ $ref: `${schema}#` }], examples: [ITEM_EXAMPLES[list]] },
           response: { 201: planResponse(`The plan with the new ${one}`), ...errors(true, false) },
         },
       },
