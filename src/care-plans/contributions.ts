@@ -173,7 +173,8 @@ export function withWhatMatters(
   input: WhatMattersInput,
   participant: Participant,
 ): SharedCarePlan {
-  const by = onlyMe(participant, input.expressedBy, '/expressedBy') ?? plan.whatMatters?.expressedBy;
+  // New words are said by whoever sends them (a client names them, or nobody): never kept in someone else's name.
+  const by = onlyMe(participant, input.expressedBy, '/expressedBy');
   const old = plan.whatMatters;
   return {
     ...plan,

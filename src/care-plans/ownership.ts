@@ -94,7 +94,7 @@ export function checkOwnership(
     else if (person && !mine(after.whatMatters))
       throw refused('/whatMatters/expressedBy', 'what you add is in your name');
   }
-  checkGoals(participant, before, after, mayTouch);
+  checkGoals(participant, before, after, mayTouch, planAuthor);
   if (person && !planAuthor) checkActivities(me, before, after);
 }
 
@@ -103,6 +103,7 @@ function checkGoals(
   before: SharedCarePlan,
   after: SharedCarePlan,
   mayTouch: (item: Item, pointer: string, what: string) => void,
+  planAuthor: boolean,
 ): void {
   const me = participant.person?.reference;
   const person = participant.role !== 'professional';
@@ -115,6 +116,12 @@ function checkGoals(
     if (!previous) {
       if (person && goal.expressedBy?.reference !== me)
         throw refused(`${pointer}/expressedBy`, 'what you add is in your name');
+      // The patient and family propose goals; the patient sets them outright only in a plan of their own.
+      if (person && !planAuthor && goal.lifecycleStatus !== 'proposed')
+        throw refused(
+          `${pointer}/lifecycleStatus`,
+          'a goal you add is proposed (lifecycleStatus "proposed")',
+        );
       return;
     }
     const { agreements: _a, notes: _n, ...was } = previous;

@@ -348,7 +348,7 @@ t.test(
       },
       ...Object.fromEntries(
         (['preferences', 'strengths', 'barriers'] as const).flatMap((list) => {
-          const itemId = (planA.plan[list]?.[0] as { id?: string }).id;
+          const itemId = (planA.plan[list]?.[0] as { id?: string } | undefined)?.id;
           const body =
             list === 'preferences'
               ? { kind: 'care-experience', statement: 'Mornings' }

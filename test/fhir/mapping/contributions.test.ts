@@ -137,7 +137,7 @@ t.test(
     const plan = mapping.fromFhir(bundle);
     const walk = plan.goals?.[0];
     t.notOk(walk?.notes, 'one note the service did not write: all of them stay carried, in order');
-    t.equal((walk?.unmappedFhir?.note as unknown[]).length, 4);
+    t.equal((walk?.unmappedFhir?.note as unknown[] | undefined)?.length, 4);
     t.same(walk?.unmappedFhir?.extension, [stray], 'the stray contribution is carried');
     t.equal(walk?.agreements?.[0].note, 'This is what I want', 'the placed ones are taken');
     const again = mapping.toFhir(plan);

@@ -97,6 +97,44 @@ t.test(
   },
 );
 
+t.test(
+  'a family member proposes goals; a PractitionerRole writes notes but cannot agree in FHIR R4',
+  async (t) => {
+    const plan = await planFor('Patient/maria-lopez');
+    const ana = await familyOf('maria-lopez');
+    const active = await send('POST', `/care-plans/${plan.id}/goals`, ana, {
+      description: { text: 'Dance at the wedding' },
+      lifecycleStatus: 'active',
+    });
+    t.equal(active.statusCode, 428, 'adding a goal needs If-Match, as before');
+    const withEtag = await service.app.inject({
+      method: 'POST',
+      url: `/care-plans/${plan.id}/goals`,
+      headers: { authorization: `Bearer ${ana}`, 'content-type': 'application/json', 'if-match': plan.etag },
+      payload: JSON.stringify({ description: { text: 'Dance at the wedding' }, lifecycleStatus: 'active' }),
+    });
+    t.equal(withEtag.statusCode, 403, 'a goal a family member adds is proposed, not active');
+    t.match(withEtag.json().errors[0], { pointer: '/goals/2/lifecycleStatus' });
+    const role = await token({ scope: 'user/CarePlan.cruds', fhirUser: 'PractitionerRole/ward-nurse' });
+    const goal = `/care-plans/${plan.id}/goals/walk-to-market`;
+    const agreement = await send('POST', `${goal}/agreements`, role, { status: 'agree' });
+    t.equal(
+      agreement.statusCode,
+      422,
+      'goal-acceptance.individual is a Patient, Practitioner or RelatedPerson',
+    );
+    const note = await send('POST', `${goal}/notes`, role, { text: 'Checked her knee' });
+    t.equal(note.statusCode, 201, 'a PractitionerRole writes notes');
+    t.equal(note.json().goals[0].notes.at(-1).author.reference, 'PractitionerRole/ward-nurse');
+    const client = await system();
+    const words = await send('PUT', `/care-plans/${plan.id}/what-matters`, client, {
+      statement: 'Being safe',
+    });
+    t.equal(words.statusCode, 200);
+    t.notOk(words.json().whatMatters.expressedBy, "a client's new words are not kept in Maria's name");
+  },
+);
+
 t.test("a family member's token reaches only their patient's plans whose team they are on", async (t) => {
   const marias = await planFor('Patient/maria-lopez');
   // Ana on the team of another patient's plan: her token for Maria never reaches it, and a token for that patient
