@@ -39,6 +39,7 @@ import type { SharedCarePlan } from '../src/model/care-plan.js';
 import { fromRoot } from '../src/paths.js';
 import { wrapStandalone } from '../test/helpers/fixtures.js';
 import { arbitraryPlan } from '../test/helpers/plans.js';
+import { participationFlow } from './conformance-participation.js';
 import { coveragePlans, examples, LONG, withCarried, withIds } from './conformance-plans.js';
 
 const outDir = process.argv[2] ?? fromRoot('test-output', 'conformance');
@@ -210,6 +211,8 @@ async function corpusFor(usCoreVersion: '6.1.0' | '7.0.0', plans: number, withDe
   let exampleCount = 0;
   for (const [path, operations] of Object.entries(openapi.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
+      // Edits of a stored plan (contributions, parts) are written in the stored flows below, not mapped alone.
+      if (path.includes('{id}')) continue;
       for (const media of Object.values(operation.requestBody?.content ?? {})) {
         for (const [name, example] of Object.entries(media.examples ?? {})) {
           exampleCount++;
@@ -352,6 +355,20 @@ async function corpusFor(usCoreVersion: '6.1.0' | '7.0.0', plans: number, withDe
     );
     if (ended) await readStored(id, `${name} DELETE`);
   }
+
+  // 4b. People taking part in their own name (issue 16): patient, family, professionals, with tokens.
+  await participationFlow({
+    fhirBaseUrl: proxy.baseUrl,
+    publicBaseUrl: proxy.baseUrl,
+    usCoreVersion,
+    plan: examples('patient-led-plan.json') as unknown as SharedCarePlan,
+    logger,
+    step: (name) => {
+      current = name ?? 'none';
+    },
+    readStored,
+    problem: (text) => problems.push(text),
+  });
 
   // 5. The project's own definitions, as the app serves them.
   for (const key of withDefinitions ? projectDefinitions.keys() : []) {

@@ -6,7 +6,7 @@
 // (= cruds). Granular scopes with a query (`patient/CarePlan.rs?category=...`) are not honoured: they grant
 // nothing here, since this service cannot tell which plans such a filter would allow.
 
-import { isFhirId } from '../fhir/fhir-id.js';
+import { isFhirId, parseLiteralReference } from '../fhir/fhir-id.js';
 
 export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
 export type ScopeLevel = 'patient' | 'user' | 'system';
@@ -23,8 +23,13 @@ export interface Caller {
   clientId?: string;
   /** The token's sub (a user or the client itself). */
   subject?: string;
-  /** The token's fhirUser claim, when present. */
+  /** The token's fhirUser claim, when present (as the token gives it). */
   fhirUser?: string;
+  /**
+   * The person the fhirUser claim names, as `Type/id` (Patient, RelatedPerson, Practitioner, PractitionerRole):
+   * every write of the caller is attributed to this person. Absent for system tokens and tokens without fhirUser.
+   */
+  person?: string;
   /** The token's patient claim, as Patient/<id>. */
   patientClaim?: string;
   grants: ScopeGrant[];
@@ -123,6 +128,31 @@ function permissionName(permission: Permission): string {
   return { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' }[permission];
 }
 
+/** The kinds of person a fhirUser claim may name (SMART App Launch 2.x, "fhirUser"). */
+export const PERSON_TYPES = ['Patient', 'RelatedPerson', 'Practitioner', 'PractitionerRole'] as const;
+export type PersonType = (typeof PERSON_TYPES)[number];
+
+/**
+ * The person a fhirUser claim names, as `Type/id`: a relative reference, or an absolute URL ending in one (SMART
+ * gives an absolute URL). A claim of another type, or whose id breaks the FHIR id rule, is refused (`error`).
+ */
+export function personOf(claim: unknown): { person?: string; error?: string } {
+  if (claim === undefined) return {};
+  if (typeof claim !== 'string' || claim.length > 1000)
+    return { error: 'its fhirUser claim is not a reference' };
+  const relative = /^https?:\/\//.test(claim) ? claim.split('/').slice(-2).join('/') : claim;
+  const parsed = parseLiteralReference(relative);
+  if (!parsed || !(PERSON_TYPES as readonly string[]).includes(parsed.type)) {
+    return { error: `its fhirUser claim must name a ${PERSON_TYPES.join(', ')} by a FHIR id` };
+  }
+  return { person: `${parsed.type}/${parsed.id}` };
+}
+
+export function personType(person: string | undefined): PersonType | undefined {
+  const type = person?.split('/')[0];
+  return (PERSON_TYPES as readonly string[]).includes(type ?? '') ? (type as PersonType) : undefined;
+}
+
 /** Plain text for Provenance and history: who made a change. Never a token. */
 export function callerDisplay(caller: Caller | undefined): string {
   if (!caller || caller.kind === 'anonymous') return ANONYMOUS_DISPLAY;
@@ -130,6 +160,12 @@ export function callerDisplay(caller: Caller | undefined): string {
   const user =
     caller.fhirUser ?? (caller.subject && caller.subject !== caller.clientId ? caller.subject : '');
   return clean(user ? `client ${client} (user ${user})` : `client ${client}`);
+}
+
+/** Plain text naming the client alone (the person is named by their own Provenance agent). */
+export function clientDisplay(caller: Caller | undefined): string {
+  if (!caller || caller.kind === 'anonymous') return ANONYMOUS_DISPLAY;
+  return clean(`client ${caller.clientId ?? 'unknown client'}`);
 }
 
 /**

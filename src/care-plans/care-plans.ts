@@ -9,9 +9,24 @@ import type { UsCoreVersion } from '../fhir/mapping/codes.js';
 import type { ToFhirOptions } from '../fhir/mapping/to-fhir.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import { DomainError } from '../model/errors.js';
+import type { Participant } from './access.js';
+import {
+  type AgreementInput,
+  agreementWrite,
+  type ItemList,
+  type ItemOf,
+  type NoteInput,
+  type WhatMattersInput,
+  withAgreement,
+  withItem,
+  withItemChanged,
+  withNote,
+  withoutItem,
+  withWhatMatters,
+} from './contributions.js';
 import { createPlan } from './create.js';
 import type { UseCaseDeps } from './deps.js';
-import { applyEdit } from './edit.js';
+import { applyEdit, type EditKind } from './edit.js';
 import { PlanFhir } from './plan-fhir.js';
 import { planChanges, planHistory, readPlan, searchPlans } from './queries.js';
 import { PlanRepository } from './repository.js';
@@ -83,20 +98,99 @@ export class CarePlans {
     return applyEdit(this.deps, id, expected, context, () => next);
   }
 
-  /** Read, change, write: the small edits (goals, activities, ending a plan) all go through here. */
+  /**
+   * Read, change, write: the small edits (goals, activities, ending a plan) and contributions all go through here.
+   * `kind` names the write in the access table (access.ts WHO_MAY); an additive one needs no expected version.
+   */
   edit(
     id: string,
     expected: string[] | undefined,
-    change: (plan: SharedCarePlan) => SharedCarePlan,
+    change: (plan: SharedCarePlan, participant: Participant) => SharedCarePlan,
     context: EditContext,
+    kind: EditKind = { write: 'replace' },
   ): Promise<EditResult> {
-    return applyEdit(this.deps, id, expected, context, (current) => {
-      const changed = change(cloneJson(current.plan));
-      const errors = this.deps.checkSchema(changed);
-      if (errors.length) {
-        throw new DomainError('unprocessable', 'after this change the plan would not be valid', { errors });
-      }
-      return changed;
+    return applyEdit(
+      this.deps,
+      id,
+      expected,
+      context,
+      (current, participant) => {
+        const changed = change(cloneJson(current.plan), participant);
+        const errors = this.deps.checkSchema(changed);
+        if (errors.length) {
+          throw new DomainError('unprocessable', 'after this change the plan would not be valid', { errors });
+        }
+        return changed;
+      },
+      kind,
+    );
+  }
+
+  /** The caller's agreement with a goal (or, by a professional, what a named person said in person). */
+  agree(
+    id: string,
+    goal: string,
+    input: AgreementInput,
+    expected: string[] | undefined,
+    context: EditContext,
+  ) {
+    const write = agreementWrite(input, context.caller?.person);
+    return this.edit(id, expected, (plan, p) => withAgreement(plan, goal, input, p), context, {
+      write,
+      additive: true,
+    });
+  }
+
+  /** A note on a goal's progress, in the caller's words. */
+  addNote(id: string, goal: string, input: NoteInput, expected: string[] | undefined, context: EditContext) {
+    return this.edit(id, expected, (plan, p) => withNote(plan, goal, input, p), context, {
+      write: 'note-add',
+      additive: true,
+    });
+  }
+
+  addItem<L extends ItemList>(
+    id: string,
+    list: L,
+    item: ItemOf<L>,
+    expected: string[] | undefined,
+    context: EditContext,
+  ) {
+    return this.edit(id, expected, (plan, p) => withItem(plan, list, item, p), context, {
+      write: 'item-add',
+      additive: true,
+    });
+  }
+
+  changeItem<L extends ItemList>(
+    id: string,
+    list: L,
+    itemId: string,
+    changes: Partial<ItemOf<L>>,
+    expected: string[] | undefined,
+    context: EditContext,
+  ) {
+    return this.edit(id, expected, (plan) => withItemChanged(plan, list, itemId, changes), context, {
+      write: 'item-change',
+    });
+  }
+
+  removeItem(
+    id: string,
+    list: ItemList,
+    itemId: string,
+    expected: string[] | undefined,
+    context: EditContext,
+  ) {
+    return this.edit(id, expected, (plan) => withoutItem(plan, list, itemId), context, {
+      write: 'item-remove',
+    });
+  }
+
+  setWhatMatters(id: string, input: WhatMattersInput, expected: string[] | undefined, context: EditContext) {
+    return this.edit(id, expected, (plan, p) => withWhatMatters(plan, input, p), context, {
+      write: 'what-matters-set',
+      additive: true,
     });
   }
 

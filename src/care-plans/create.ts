@@ -7,6 +7,7 @@ import { SYSTEM } from '../fhir/mapping/codes.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import { DomainError } from '../model/errors.js';
 import { requireOwnPatient } from './access.js';
+import { creator, ownNewPlan } from './attribution.js';
 import type { UseCaseDeps } from './deps.js';
 import { canonicalJson, sha256 } from './idempotency.js';
 import { withActivityIds, withoutStoredIds } from './plan-ids.js';
@@ -20,6 +21,13 @@ export async function createPlan(
 ): Promise<StoredPlan & { replayed: boolean }> {
   const { repository, mapping, newUuid } = deps;
   requireOwnPatient(context, plan.patient?.reference, '/patient/reference');
+  // A person's new plan: attributed to them (a patient's own plan is theirs); family members create none.
+  const participant = creator(plan, context);
+  const sent = plan;
+  if (participant.person) {
+    plan = ownNewPlan(participant, plan, new Date().toISOString());
+    context = { ...context, actor: participant.person };
+  }
   const fresh = withActivityIds(withoutStoredIds(plan), newUuid);
   if (!context.idempotencyKey) {
     const bundle = mapping.toFhir(fresh, { revision: newUuid(), planKey: newUuid() });
@@ -32,7 +40,7 @@ export async function createPlan(
   }
   const scope = context.caller ? idempotencyScope(context.caller) : (context.clientId ?? '');
   const keyHash = sha256(`${scope}\n${context.idempotencyKey}`);
-  const requestHash = sha256(canonicalJson(plan));
+  const requestHash = sha256(canonicalJson(sent));
   for (let attempt = 0; ; attempt++) {
     const existing = await findByIdempotencyKey(deps, keyHash, context);
     if (existing) return { ...(await replay(deps, existing, requestHash, context)), replayed: true };

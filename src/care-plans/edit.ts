@@ -7,11 +7,13 @@ import { managedIdentifiers, planKeyOf } from '../fhir/mapping/plan-parts.js';
 import { planRevision } from '../fhir/mapping/provenance.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import { DomainError } from '../model/errors.js';
-import { requireOwnPatient } from './access.js';
+import { type Participant, requireAllowed, requireOwnPatient, type Write } from './access.js';
+import { attributed } from './attribution.js';
 import type { UseCaseDeps } from './deps.js';
 import { editRevision } from './idempotency.js';
+import { checkOwnership } from './ownership.js';
 import { partReferences, withActivityIds } from './plan-ids.js';
-import { readPlan } from './queries.js';
+import { readPlan, readPlanAs } from './queries.js';
 import type { EditContext, EditResult, PlanContext, StoredPlan } from './types.js';
 
 /**
@@ -23,17 +25,47 @@ export async function applyEdit(
   id: string,
   expected: string[] | undefined,
   context: EditContext,
-  change: (current: StoredPlan) => SharedCarePlan,
+  change: (current: StoredPlan, participant: Participant) => SharedCarePlan,
+  kind: EditKind = { write: 'replace' },
 ): Promise<EditResult> {
-  const current = await readPlan(deps, id, context);
-  const revision = context.idempotency ? editRevision(id, context) : deps.newUuid();
-  if (context.idempotency) {
-    const replayed = await replayedEdit(deps, current, expected, revision, context);
-    if (replayed) return { ...replayed, replayed: true };
+  // An additive contribution sent without If-Match applies to whatever version is current, and is applied again
+  // to the new current version when someone else wrote in between.
+  const unversioned = kind.additive === true && expected === undefined;
+  for (let attempt = 1; ; attempt++) {
+    const { stored: current, participant } = await readPlanAs(deps, id, context);
+    requireAllowed(participant, kind.write);
+    const revision = context.idempotency ? editRevision(id, context) : deps.newUuid();
+    if (context.idempotency) {
+      const replayed = await replayedEdit(deps, current, expected, revision, context);
+      if (replayed) return { ...replayed, replayed: true };
+    }
+    if (!unversioned) requireVersion(current, expected);
+    const next = attributed(
+      participant,
+      current.plan,
+      change(current, participant),
+      new Date().toISOString(),
+    );
+    checkOwnership(participant, current.plan, next);
+    const actor = participant.person ? { actor: participant.person } : {};
+    try {
+      return { ...(await write(deps, current, next, { ...context, ...actor }, revision)), replayed: false };
+    } catch (error) {
+      const lost = error instanceof DomainError && error.kind === 'stale';
+      if (!unversioned || !lost || attempt >= MAX_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+    }
   }
-  requireVersion(current, expected);
-  return { ...(await write(deps, current, change(current), context, revision)), replayed: false };
 }
+
+/** What an edit is, for the access table, and whether it only adds (so it may apply to any current version). */
+export interface EditKind {
+  write: Write;
+  additive?: boolean;
+}
+
+/** Tries of an additive contribution that keeps meeting others' writes (then 412, as for a stale If-Match). */
+const MAX_ATTEMPTS = 12;
 
 /**
  * The plan, when an edit with this Idempotency-Key was written already (its revision names the key): the

@@ -2,7 +2,7 @@
 // write's Provenance. Pure: nothing is sent.
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Provenance, Resource } from 'fhir/r4.js';
-import { callerDisplay } from '../auth/caller.js';
+import { callerDisplay, clientDisplay } from '../auth/caller.js';
 import { DEFAULT_US_CORE_VERSION, type UsCoreVersion } from '../fhir/mapping/codes.js';
 import { type FhirPlanSource, PlanSourceError, planSourceFromFhir } from '../fhir/mapping/from-fhir.js';
 import { planFromFhirWithReport } from '../fhir/mapping/not-taken.js';
@@ -108,7 +108,11 @@ export class PlanFhir {
     const caller = context.caller;
     const result = withProvenance(bundle, {
       activity,
-      agent: { clientId: caller?.clientId, display: callerDisplay(caller) },
+      agent: {
+        clientId: caller?.clientId,
+        display: context.actor ? clientDisplay(caller) : callerDisplay(caller),
+        ...(context.actor ? { person: context.actor } : {}),
+      },
       recorded: new Date().toISOString(),
       idempotencyTag,
       uuid: this.newUuid(),

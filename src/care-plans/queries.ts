@@ -1,18 +1,37 @@
 // Reading plans: one plan, a patient's plans (keyset cursor paging), the change feed, a plan's history.
 import type { CarePlan, Provenance } from 'fhir/r4.js';
+import { personType } from '../auth/caller.js';
 import { EXTENSION } from '../fhir/mapping/codes.js';
 import { planRevision } from '../fhir/mapping/provenance.js';
 import { DomainError } from '../model/errors.js';
-import { hiddenPlan, maySee, requireOwnFeed, requireOwnSearch, restrictedPatient } from './access.js';
+import {
+  hiddenPlan,
+  maySee,
+  type Participant,
+  requireOwnFeed,
+  requireOwnSearch,
+  restrictedPatient,
+} from './access.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { UseCaseDeps } from './deps.js';
+import { participantOf } from './participants.js';
 import type { ChangeItem, HistoryItem, Page, PlanContext, SearchFilters, StoredPlan } from './types.js';
 
 /** A plan by id; another patient's plan is absent for a patient-restricted caller. */
-export function readPlan(deps: UseCaseDeps, id: string, context: PlanContext): Promise<StoredPlan> {
-  return deps.repository.read(id, context, (carePlan) => {
+export async function readPlan(deps: UseCaseDeps, id: string, context: PlanContext): Promise<StoredPlan> {
+  return (await readPlanAs(deps, id, context)).stored;
+}
+
+/** A plan by id and the caller's role on it; a plan the caller has no role on is absent (not found). */
+export async function readPlanAs(
+  deps: UseCaseDeps,
+  id: string,
+  context: PlanContext,
+): Promise<{ stored: StoredPlan; participant: Participant }> {
+  const stored = await deps.repository.read(id, context, (carePlan) => {
     if (!maySee(context, carePlan)) throw hiddenPlan();
   });
+  return { stored, participant: await participantOf(deps, stored.plan, context) };
 }
 
 export async function searchPlans(
@@ -24,7 +43,12 @@ export async function searchPlans(
 ): Promise<Page<StoredPlan>> {
   requireOwnSearch(context, filters.patient);
   const { carePlans, cursorAfter, hasMore } = await page(deps, filters, limit, cursor, context, 0);
-  const items = await deps.repository.readMany(carePlans, context);
+  const all = await deps.repository.readMany(carePlans, context);
+  // A family member sees only the plans whose care team they are on.
+  const seen = await Promise.all(
+    all.map((s) => participantOf(deps, s.plan, context).then(() => true, onlyHidden)),
+  );
+  const items = all.filter((_, i) => seen[i]);
   return { items, next: hasMore ? (cursorAfter as string) : null };
 }
 
@@ -37,6 +61,16 @@ export async function planChanges(
   patient?: string,
 ): Promise<Page<ChangeItem>> {
   requireOwnFeed(context, patient);
+  if (personType(context.caller?.person) === 'RelatedPerson') {
+    // The feed lists every plan of the patient; a family member follows the plans they are on one by one.
+    throw new DomainError(
+      'not-allowed',
+      'the change feed is not open to family members; read the plans you are on',
+      {
+        denied: true,
+      },
+    );
+  }
   const filter = restrictedPatient(context) ?? patient;
   const { carePlans, cursorAfter } = await page(
     deps,
@@ -56,6 +90,11 @@ export async function planChanges(
     })),
     next: cursorAfter ?? since ?? encodeCursor({ t: '', seen: [] }),
   };
+}
+
+function onlyHidden(error: unknown): false {
+  if (error instanceof DomainError && error.kind === 'not-found') return false;
+  throw error;
 }
 
 /**
@@ -113,18 +152,26 @@ export async function planHistory(
   id: string,
   context: PlanContext,
 ): Promise<HistoryItem[]> {
+  // A person sees the history of the plans they have a role on only.
+  if (context.caller?.person) await readPlanAs(deps, id, context);
   const [bundle, provenance] = await Promise.all([
     deps.repository.history(id, context),
     deps.repository.search('Provenance', { target: `CarePlan/${id}`, _count: '1000' }, context),
   ]);
-  const changedBy = new Map<string, string>();
+  const changedBy = new Map<string, Pick<HistoryItem, 'changedBy' | 'changedByReference' | 'via'>>();
   for (const entry of provenance.entry ?? []) {
     const resource = entry.resource as Provenance | undefined;
     if (resource?.resourceType !== 'Provenance') continue;
     const revision = resource.extension?.find((e) => e.url === EXTENSION.planRevision)?.valueString;
     const who = resource.agent?.[0]?.who;
     const display = who?.display ?? who?.reference ?? who?.identifier?.value;
-    if (revision && display) changedBy.set(revision, display);
+    const via = resource.agent?.[1]?.who?.display;
+    if (revision && display)
+      changedBy.set(revision, {
+        changedBy: display,
+        ...(who?.reference ? { changedByReference: who.reference } : {}),
+        ...(via ? { via } : {}),
+      });
   }
   const versions = (bundle.entry ?? [])
     .map((e) => e.resource as CarePlan | undefined)
@@ -138,7 +185,7 @@ export async function planHistory(
         version: c.meta?.versionId as string,
         ...(c.meta?.lastUpdated ? { lastUpdated: c.meta.lastUpdated } : {}),
         status: c.status,
-        ...(by ? { changedBy: by } : {}),
+        ...(by ?? {}),
       };
     })
     .sort((a, b) => ((a.lastUpdated ?? '') < (b.lastUpdated ?? '') ? 1 : -1));

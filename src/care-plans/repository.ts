@@ -31,6 +31,11 @@ export class PlanRepository {
     return this.storedFrom(carePlan, found);
   }
 
+  /** One resource by type and id (a person the caller's token names). */
+  async readResource<T extends Resource>(type: string, id: string, context: CallContext): Promise<T> {
+    return (await this.gateway.read<T>(type, id, context)).resource;
+  }
+
   /** The stored plans of several CarePlans, their parts read in one batch. */
   async readMany(carePlans: CarePlan[], context: CallContext): Promise<StoredPlan[]> {
     const found = await this.gateway.readMany(carePlans.flatMap(partReferencesOf), context);

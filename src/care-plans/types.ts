@@ -16,6 +16,8 @@ export interface StoredPlan {
 /** A call on behalf of an API caller: who it is (for Provenance) and which patient it is restricted to, if any. */
 export interface PlanContext extends CallContext {
   caller?: Caller;
+  /** The person a write is attributed to (the caller's fhirUser, with a name), set by the use cases. */
+  actor?: { reference: string; display?: string };
 }
 
 /** An edit of an existing plan; with an Idempotency-Key, what identifies the request (to tell a reused key). */
@@ -58,6 +60,10 @@ export interface HistoryItem {
   lastUpdated?: string;
   status?: string;
   changedBy?: string;
+  /** The person who made the change (Patient/..., RelatedPerson/..., Practitioner/...), when known. */
+  changedByReference?: string;
+  /** The client (app) the person used. */
+  via?: string;
 }
 
 /** Checks a plan against the API schema; returns the problems found (used for plans changed by an edit). */

@@ -25,6 +25,7 @@ import healthRoutes from './routes/health.js';
 import jwksRoutes from './routes/jwks.js';
 import measureRoutes from './routes/measures.js';
 import operationRoutes from './routes/operations.js';
+import participationRoutes from './routes/participation.js';
 import subscriptionRoutes, { subscriptionSchemas } from './routes/subscriptions.js';
 import { carePlanSchemas } from './schemas.js';
 import { decorateServices } from './services.js';
@@ -114,6 +115,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
   await app.register(docs);
   await app.register(healthRoutes);
   await app.register(carePlanRoutes);
+  await app.register(participationRoutes);
   await app.register(operationRoutes);
   await app.register(definitionRoutes);
   await app.register(measureRoutes);

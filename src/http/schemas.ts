@@ -121,6 +121,9 @@ export const carePlanSchemas: Schema[] = [
   fhirResourceSchema,
   patchOf('Goal'),
   patchOf('Activity'),
+  patchOf('Preference'),
+  patchOf('Strength'),
+  patchOf('Barrier'),
   pageSchema('CarePlanPage', { $ref: 'SharedCarePlan#' }, 'A page of plans.'),
   {
     $id: 'ChangeFeedPage',
@@ -160,7 +163,15 @@ export const carePlanSchemas: Schema[] = [
             version: { type: 'string' },
             lastUpdated: { type: 'string' },
             status: { type: 'string' },
-            changedBy: { type: 'string', description: 'Who made the change, when known.' },
+            changedBy: {
+              type: 'string',
+              description: "Who made the change, when known: the person's name (fhirUser), else the client.",
+            },
+            changedByReference: {
+              type: 'string',
+              description: 'The person (Patient/..., RelatedPerson/..., ...).',
+            },
+            via: { type: 'string', description: 'The client the person used.' },
           },
         },
       },

@@ -9,7 +9,7 @@ import {
   type JWTVerifyResult,
   jwtVerify,
 } from 'jose';
-import { type Caller, carePlanGrants, clean, patientReference, scopesOf } from '../auth/caller.js';
+import { type Caller, carePlanGrants, clean, patientReference, personOf, scopesOf } from '../auth/caller.js';
 import type { AppConfig } from '../config.js';
 import { ApiProblem } from './problems.js';
 
@@ -74,10 +74,27 @@ export function callerFromPayload(payload: JWTPayload): Caller {
     clientId: str(claims.client_id) ?? str(claims.azp) ?? subject ?? 'unknown client',
     subject,
     fhirUser: str(claims.fhirUser),
+    ...(personOf(claims.fhirUser).person ? { person: personOf(claims.fhirUser).person } : {}),
     patientClaim: patientReference(claims.patient),
     grants: carePlanGrants(scopesOf(claims)),
     subscriptionGrants: carePlanGrants(scopesOf(claims), 'Subscription'),
   };
+}
+
+/**
+ * Why a verified token's fhirUser cannot be accepted, if it cannot: not a Patient, RelatedPerson, Practitioner or
+ * PractitionerRole by a FHIR id, or a Patient other than the token's own patient (a patient/ token acts for its
+ * patient only).
+ */
+export function fhirUserRefusal(payload: JWTPayload): string | undefined {
+  const claims = payload as Record<string, unknown>;
+  const { person, error } = personOf(claims.fhirUser);
+  if (error) return error;
+  const patient = patientReference(claims.patient);
+  if (person?.startsWith('Patient/') && patient && person !== patient) {
+    return 'its fhirUser is a Patient other than its patient claim';
+  }
+  return undefined;
 }
 
 /** Keys tried for a token without `kid`: enough for a key rotation, too few for a big JWKS to cost much. */
@@ -120,6 +137,8 @@ export async function verifyJwt(
   }
 }
 
+class FhirUserRefused extends Error {}
+
 class TooManyKeys extends Error {
   readonly code = 'ERR_TOO_MANY_KEYS_WITHOUT_KID';
 }
@@ -148,12 +167,15 @@ export function tokenVerifier(config: AppConfig): (token: string) => Promise<Cal
         clockTolerance: config.authClockToleranceSeconds,
         requiredClaims: ['exp'],
       });
+      const refusal = fhirUserRefusal(payload);
+      if (refusal) throw new FhirUserRefused(refusal);
       const caller = callerFromPayload(payload);
       const until = Math.min(now + 300_000, (payload.exp as number) * 1000);
       if (verified.size >= 1000) verified.delete(verified.keys().next().value as string);
       verified.set(token, { caller, until });
       return caller;
     } catch (error) {
+      if (error instanceof FhirUserRefused) throw unauthorized(error.message);
       const description = describeTokenError(error);
       if (description) throw unauthorized(description);
       throw new ApiProblem(

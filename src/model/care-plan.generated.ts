@@ -216,6 +216,11 @@ export interface Goal {
     coding?: [Coding, ...Coding[]];
   };
   expressedBy?: Reference1;
+  recordedBy?: Reference2;
+  /**
+   * FHIR dateTime: a FHIR date, or a date with a time and a time zone (2026-11-26T10:00:00+01:00).
+   */
+  recordedOn?: string;
   priority?: 'high-priority' | 'medium-priority' | 'low-priority';
   lifecycleStatus:
     | 'proposed'
@@ -246,6 +251,12 @@ export interface Goal {
    * @maxItems 50
    */
   agreements?: GoalAgreement[];
+  /**
+   * Notes on the goal's progress, oldest first.
+   *
+   * @maxItems 200
+   */
+  notes?: GoalNote[];
   unmappedFhir?: UnmappedFhir;
 }
 /**
@@ -258,6 +269,14 @@ export interface Coding {
   code?: Code;
   display?: Text;
   userSelected?: boolean;
+}
+/**
+ * A FHIR Reference: a relative reference (Type/id), a contained one (#id), an absolute URL, or only a display.
+ */
+export interface Reference2 {
+  reference?: string;
+  type?: Uri;
+  display?: Text;
 }
 /**
  * A target: a measure with a value (quantity, range or text) and/or a due date. A value needs a measure (FHIR invariant gol-1).
@@ -323,6 +342,45 @@ export interface GoalAgreement {
   who: Reference1;
   status: 'agree' | 'disagree' | 'pending';
   priority?: CodeableConcept;
+  /**
+   * Why, in the words of the person who agrees or disagrees.
+   */
+  note?: string;
+  recordedBy?: Reference3;
+  /**
+   * FHIR dateTime: a FHIR date, or a date with a time and a time zone (2026-11-26T10:00:00+01:00).
+   */
+  recordedOn?: string;
+}
+/**
+ * A FHIR Reference: a relative reference (Type/id), a contained one (#id), an absolute URL, or only a display.
+ */
+export interface Reference3 {
+  reference?: string;
+  type?: Uri;
+  display?: Text;
+}
+/**
+ * A note on a goal's progress, in its author's words (FHIR Goal.note: text, authorReference, time).
+ *
+ * This interface was referenced by `SharedCarePlan`'s JSON-Schema
+ * via the `definition` "GoalNote".
+ */
+export interface GoalNote {
+  text: LongText;
+  author?: Reference4;
+  /**
+   * FHIR dateTime: a FHIR date, or a date with a time and a time zone (2026-11-26T10:00:00+01:00).
+   */
+  time: string;
+}
+/**
+ * A FHIR Reference: a relative reference (Type/id), a contained one (#id), an absolute URL, or only a display.
+ */
+export interface Reference4 {
+  reference?: string;
+  type?: Uri;
+  display?: Text;
 }
 /**
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
@@ -346,6 +404,8 @@ export interface Preference {
 export interface Strength {
   id?: FhirId;
   statement: LongText;
+  expressedBy?: Reference5;
+  recordedOn?: FhirDateTime;
   /**
    * @maxItems 50
    *
@@ -355,12 +415,22 @@ export interface Strength {
   unmappedFhir?: UnmappedFhir;
 }
 /**
+ * A FHIR Reference: a relative reference (Type/id), a contained one (#id), an absolute URL, or only a display.
+ */
+export interface Reference5 {
+  reference?: string;
+  type?: Uri;
+  display?: Text;
+}
+/**
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
  * via the `definition` "Barrier".
  */
 export interface Barrier {
   id?: FhirId;
   statement: LongText;
+  expressedBy?: Reference6;
+  recordedOn?: FhirDateTime;
   category?:
     | 'transportation'
     | 'cost'
@@ -378,6 +448,14 @@ export interface Barrier {
    */
   goals?: string[];
   unmappedFhir?: UnmappedFhir;
+}
+/**
+ * A FHIR Reference: a relative reference (Type/id), a contained one (#id), an absolute URL, or only a display.
+ */
+export interface Reference6 {
+  reference?: string;
+  type?: Uri;
+  display?: Text;
 }
 /**
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema

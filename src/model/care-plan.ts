@@ -9,6 +9,7 @@ export type {
   Coding,
   Goal,
   GoalAgreement,
+  GoalNote,
   GoalTarget,
   NotTaken,
   Period,

@@ -263,6 +263,8 @@ t.test(
     const planB = await create(service, planFor(PATIENT_B, NAME_B), admin);
     const id = planA.plan.id as string;
     const goalId = planA.plan.goals?.[0]?.id as string;
+    // The contributions run after the goal routes, which remove the first goal.
+    const otherGoalId = planA.plan.goals?.[1]?.id as string;
     const activityId = planA.plan.activities?.[0]?.id as string;
     const ifMatch = { 'if-match': planA.etag };
     const toFhir = (
@@ -329,6 +331,46 @@ t.test(
         url: `/care-plans/${id}/activities/${activityId}`,
         headers: ifMatch,
       },
+      'POST /care-plans/:id/goals/:goalId/agreements': {
+        method: 'POST',
+        url: `/care-plans/${id}/goals/${otherGoalId}/agreements`,
+        body: { status: 'agree', who: { reference: PATIENT_A } },
+      },
+      'POST /care-plans/:id/goals/:goalId/notes': {
+        method: 'POST',
+        url: `/care-plans/${id}/goals/${otherGoalId}/notes`,
+        body: { text: 'Walked further today' },
+      },
+      'PUT /care-plans/:id/what-matters': {
+        method: 'PUT',
+        url: `/care-plans/${id}/what-matters`,
+        body: { statement: 'My garden' },
+      },
+      ...Object.fromEntries(
+        (['preferences', 'strengths', 'barriers'] as const).flatMap((list) => {
+          const itemId = (planA.plan[list]?.[0] as { id?: string } | undefined)?.id;
+          const body =
+            list === 'preferences'
+              ? { kind: 'care-experience', statement: 'Mornings' }
+              : { statement: 'Stairs' };
+          return [
+            [`POST /care-plans/:id/${list}`, { method: 'POST', url: `/care-plans/${id}/${list}`, body }],
+            [
+              `PATCH /care-plans/:id/${list}/:itemId`,
+              {
+                method: 'PATCH',
+                url: `/care-plans/${id}/${list}/${itemId}`,
+                body: { statement: 'Changed' },
+                headers: ifMatch,
+              },
+            ],
+            [
+              `DELETE /care-plans/:id/${list}/:itemId`,
+              { method: 'DELETE', url: `/care-plans/${id}/${list}/${itemId}`, headers: ifMatch },
+            ],
+          ];
+        }),
+      ),
       'POST /care-plans/$to-fhir': {
         method: 'POST',
         url: '/care-plans/$to-fhir',
@@ -575,7 +617,10 @@ t.test(
       .items;
     t.equal(history.length, 3);
     t.match(history[0].changedBy, /^client patient-app \(user user-/, 'newest first: the patient ended it');
-    t.equal(history[1].changedBy, 'client ward-app (user Practitioner/nurse-kim)', 'the nurse added a goal');
+    // The nurse's token names her (fhirUser): the history shows her name, as the plan's team gives it.
+    t.equal(history[1].changedBy, 'Nurse Jiwoo Kim', 'the nurse added a goal');
+    t.equal(history[1].changedByReference, 'Practitioner/nurse-kim');
+    t.equal(history[1].via, 'client ward-app', 'through the ward app');
     t.equal(history[2].changedBy, 'client sync-engine', 'the sync engine created it');
 
     const provenance = await service.fhir<Bundle>(`Provenance?target=CarePlan/${id}&_count=100`);
@@ -595,7 +640,12 @@ t.test(
       [`CarePlan/${id}`],
       'target: the CarePlan',
     );
-    const update = records.find((p) => p.agent[0].who.identifier?.value === 'ward-app') as Provenance;
+    const update = records.find((p) => p.agent[0].who.reference === 'Practitioner/nurse-kim') as Provenance;
+    t.same(
+      update.agent[1].who.identifier,
+      { system: 'https://shared-care-plans.org/fhir/sid/oauth-client', value: 'ward-app' },
+      'the client is the second agent',
+    );
     t.strictSame(
       update.target.map((r) => r.reference),
       [`CarePlan/${id}`],

@@ -94,6 +94,11 @@ export const EXTENSION = {
    */
   planRevision: `${CANONICAL_BASE}/StructureDefinition/plan-revision`,
   /**
+   * Who recorded a goal, or a person's agreement with it, when, and the note given with an agreement
+   * (schemas/fhir/StructureDefinition-contribution.json): goal-acceptance has no place for these.
+   */
+  contribution: `${CANONICAL_BASE}/StructureDefinition/contribution`,
+  /**
    * A profile a resource claimed when the service read it, kept but no longer claimed (on meta): the service claims
    * only the profiles it checks. schemas/fhir/StructureDefinition-source-profile-claim.json
    */

@@ -3,6 +3,7 @@
 import type {
   CarePlanActivity,
   Condition,
+  Extension,
   CareTeam as FhirCareTeam,
   Goal as FhirGoal,
   Reference as FhirReference,
@@ -31,6 +32,7 @@ import {
   type UsCoreVersion,
   usCoreProfiles,
 } from './codes.js';
+import { notesFromAnnotations, takeContributions } from './contributions.js';
 import { carePlanNarrative } from './narrative.js';
 import type { FhirPlanSource } from './plan-source.js';
 import {
@@ -305,10 +307,29 @@ function goalFromFhir(
   }
   const agreements = takeExtensions(rest, EXTENSION.goalAcceptance, agreementFromExtension);
   if (agreements.length) goal.agreements = agreements;
+  takeGoalContributions(goal, rest);
   takeSubject(rest, 'subject', patient);
   const unmapped = finish(rest, ['resourceType', 'id', 'lifecycleStatus']);
   if (unmapped) goal.unmappedFhir = unmapped;
   return goal;
+}
+
+/** Notes (Goal.note) and the contribution extensions (who recorded the goal and its agreements). */
+function takeGoalContributions(goal: Goal, rest: Obj): void {
+  const notes = notesFromAnnotations(rest.note);
+  if (notes) {
+    goal.notes = notes;
+    delete rest.note;
+  }
+  if (!Array.isArray(rest.extension)) return;
+  const all = rest.extension as Extension[];
+  const left = takeContributions(
+    goal,
+    all.filter((e) => e.url === EXTENSION.contribution),
+  );
+  const kept = all.filter((e) => e.url !== EXTENSION.contribution || left.includes(e));
+  if (kept.length) rest.extension = kept as unknown as Json;
+  else delete rest.extension;
 }
 
 function targetFromFhir(target: NonNullable<FhirGoal['target']>[number]): GoalTarget | undefined {

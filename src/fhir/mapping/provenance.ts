@@ -15,7 +15,15 @@ export interface ProvenanceAgent {
   clientId?: string;
   /** Plain text naming the caller (client and user), shown as the plan history's changedBy. */
   display: string;
+  /**
+   * The person who made the change (the token's fhirUser), with a name: then the first agent (author) is the
+   * person and the client is the second (transmitter).
+   */
+  person?: { reference: string; display?: string };
 }
+
+/** US Core's participant type for the system that sent the data (its ProvenanceTransmitter slice). */
+const US_CORE_PARTICIPANT_TYPE = 'http://hl7.org/fhir/us/core/CodeSystem/us-core-provenance-participant-type';
 
 export interface ProvenanceOptions {
   activity: 'CREATE' | 'UPDATE';
@@ -84,12 +92,7 @@ export function withProvenance(bundle: Bundle, options: ProvenanceOptions): Bund
     activity: {
       coding: [{ system: DATA_OPERATION, code: options.activity, display: options.activity.toLowerCase() }],
     },
-    agent: [
-      {
-        type: { coding: [{ system: PARTICIPANT_TYPE, code: 'author', display: 'Author' }] },
-        who: agentReference(options.agent),
-      },
-    ],
+    agent: agents(options.agent),
   };
   const entry: BundleEntry = {
     ...(options.uuid ? { fullUrl: `urn:uuid:${options.uuid}` } : {}),
@@ -103,4 +106,38 @@ export function withProvenance(bundle: Bundle, options: ProvenanceOptions): Bund
     },
   };
   return { ...bundle, entry: [...entries, entry] };
+}
+
+const AUTHOR = { coding: [{ system: PARTICIPANT_TYPE, code: 'author', display: 'Author' }] };
+
+/**
+ * The author: the person when the caller names one, else the client. With a person the client follows as the
+ * transmitter (US Core ProvenanceTransmitter). A Practitioner acts on behalf of an organisation (US Core
+ * provenance-1: onBehalfOf SHALL be present when agent.who is a Practitioner): the one that registered the client,
+ * named by the client's id, since the token names no other.
+ */
+function agents(agent: ProvenanceAgent): Provenance['agent'] {
+  const client = agentReference(agent);
+  if (!agent.person) return [{ type: AUTHOR, who: client }];
+  const who = { reference: agent.person.reference, display: agent.person.display ?? agent.person.reference };
+  const practitioner = agent.person.reference.startsWith('Practitioner/');
+  return [
+    {
+      type: AUTHOR,
+      who,
+      ...(practitioner
+        ? {
+            onBehalfOf: {
+              type: 'Organization',
+              ...(client.identifier ? { identifier: client.identifier } : {}),
+              display: `the organisation of ${agent.display}`,
+            },
+          }
+        : {}),
+    },
+    {
+      type: { coding: [{ system: US_CORE_PARTICIPANT_TYPE, code: 'transmitter', display: 'Transmitter' }] },
+      who: client,
+    },
+  ];
 }

@@ -118,6 +118,12 @@ export function barrierFromFhir(
   delete rest.valueCodeableConcept;
   const barrier: Barrier = { ...value };
   if (id) barrier.id = id;
+  const performer = takePerformer(rest);
+  if (performer) barrier.expressedBy = performer;
+  if (typeof observation.effectiveDateTime === 'string') {
+    barrier.recordedOn = observation.effectiveDateTime;
+    delete rest.effectiveDateTime;
+  }
   const goals = goalLinks(observation.focus);
   if (goals) {
     barrier.goals = goals;
@@ -157,6 +163,15 @@ export function strengthFromFhir(
     const others = (condition.extension ?? []).filter((e) => e.url !== EXTENSION.pertainsToGoal);
     if (others.length) rest.extension = others as unknown as Json;
     else delete rest.extension;
+  }
+  const asserter = wholeReference(rest.asserter);
+  if (asserter) {
+    strength.expressedBy = asserter;
+    delete rest.asserter;
+  }
+  if (typeof condition.recordedDate === 'string') {
+    strength.recordedOn = condition.recordedDate;
+    delete rest.recordedDate;
   }
   const unmapped = finish(rest, ['resourceType', 'id', 'code']);
   if (unmapped) strength.unmappedFhir = unmapped;

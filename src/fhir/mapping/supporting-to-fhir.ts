@@ -88,6 +88,8 @@ export function buildBarrier(
       code: barrierCode(),
       subject: patient,
       focus: goals,
+      effectiveDateTime: barrier.recordedOn,
+      performer: barrier.expressedBy ? [{ ...barrier.expressedBy }] : undefined,
       ...barrierValue(barrier),
     }) as Observation,
     // No profile: PCO's Goal Barrier profile needs US Core Simple Observation elements a barrier here lacks.
@@ -112,6 +114,8 @@ export function buildStrength(
       // SDOHCC 3.0.0 protective-factor is a category: the code is the patient's words only.
       code: { text: strength.statement },
       subject: patient,
+      recordedDate: strength.recordedOn,
+      asserter: strength.expressedBy ? { ...strength.expressedBy } : undefined,
     }) as Condition,
     undefined,
     strength.unmappedFhir,

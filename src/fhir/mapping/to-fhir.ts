@@ -15,6 +15,7 @@ import type {
 import type { Activity, Goal, GoalTarget, SharedCarePlan } from '../../model/care-plan.js';
 import { compact, mergeCarried } from './carry.js';
 import { EXTENSION, SYSTEM, type UsCoreProfiles, type UsCoreVersion, usCoreProfiles } from './codes.js';
+import { contributionExtensions, noteAnnotation } from './contributions.js';
 import { carePlanNarrative } from './narrative.js';
 import { profiled } from './profiles.js';
 import {
@@ -320,7 +321,7 @@ function buildGoal(goal: Goal, p: Placement, patient: FhirReference, profiles: U
   const resource = compact({
     resourceType: 'Goal',
     id: p.id,
-    extension: (goal.agreements ?? []).map(acceptanceExtension),
+    extension: [...(goal.agreements ?? []).map(acceptanceExtension), ...contributionExtensions(goal)],
     identifier: identifiers,
     lifecycleStatus: goal.lifecycleStatus,
     achievementStatus: goal.achievementStatus ? GOAL_ACHIEVEMENT(goal.achievementStatus) : undefined,
@@ -330,6 +331,7 @@ function buildGoal(goal: Goal, p: Placement, patient: FhirReference, profiles: U
     startDate: goal.startDate,
     target: (goal.targets ?? []).map(goalTarget),
     expressedBy: goal.expressedBy,
+    note: (goal.notes ?? []).map(noteAnnotation),
   }) as FhirGoal;
   // US Core 6.1.0 Goal: lifecycleStatus, description and subject, all always present here.
   return profiled(resource, profiles.goal, goal.unmappedFhir);

@@ -1,5 +1,6 @@
 // /care-plans: thin routes; the work happens in the care plan use cases (app.carePlans, src/care-plans/).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Write } from '../../care-plans/access.js';
 import { planResourcesBundle } from '../../care-plans/repository.js';
 import type { EditContext, EditResult, StoredPlan } from '../../care-plans/types.js';
 import { FHIR_ID_PATTERN } from '../../fhir/fhir-id.js';
@@ -12,12 +13,12 @@ import { PLAN_PAGE_CSP, prefersHtml, renderPlanPage } from '../views/plan-page.j
 import { planIdParams, problems } from './responses.js';
 
 const etagHeader = { ETag: { type: 'string', description: 'The plan version, W/"<version>".' } };
-const planResponse = (description: string, headers: Record<string, unknown> = etagHeader) => ({
+export const planResponse = (description: string, headers: Record<string, unknown> = etagHeader) => ({
   description,
   headers,
   content: { 'application/json': { schema: { $ref: 'SharedCarePlan#' } } },
 });
-const idempotencyKeyHeader = {
+export const idempotencyKeyHeader = {
   type: 'string',
   minLength: 1,
   maxLength: 200,
@@ -39,7 +40,7 @@ const editHeaders = {
     'idempotency-key': idempotencyKeyHeader,
   },
 } as const;
-const partParams = (name: string) => ({
+export const partParams = (name: string) => ({
   type: 'object',
   required: ['id', name],
   properties: {
@@ -53,7 +54,7 @@ const partParams = (name: string) => ({
   },
 });
 
-type Versioned = {
+export type Versioned = {
   Headers: { 'if-match'?: string; 'idempotency-key'?: string };
   Params: { id: string };
 };
@@ -62,7 +63,7 @@ type Versioned = {
  * The versions an If-Match header names (RFC 9110 13.1.1: a list matches when any member does). `*` would match
  * any version, so it cannot protect a read-modify-write: writes need a real ETag (428).
  */
-function ifMatchOf(request: FastifyRequest<Versioned>): string[] | undefined {
+export function ifMatchOf(request: FastifyRequest<Versioned>): string[] | undefined {
   const header = request.headers['if-match'];
   if (header === undefined) return undefined;
   const members = header.split(',').map((member) => member.trim());
@@ -79,7 +80,7 @@ function ifMatchOf(request: FastifyRequest<Versioned>): string[] | undefined {
 }
 
 /** Who calls, and with an Idempotency-Key what identifies the request (method, URL, body). */
-function editContext(request: FastifyRequest<Versioned>): EditContext {
+export function editContext(request: FastifyRequest<Versioned>): EditContext {
   const key = request.headers['idempotency-key'];
   return {
     ...callContext(request),
@@ -87,7 +88,7 @@ function editContext(request: FastifyRequest<Versioned>): EditContext {
   };
 }
 
-function sendPlan(reply: FastifyReply, stored: StoredPlan | EditResult, status = 200) {
+export function sendPlan(reply: FastifyReply, stored: StoredPlan | EditResult, status = 200) {
   if ('replayed' in stored && stored.replayed) reply.header('idempotent-replayed', 'true');
   return reply
     .code(status)
@@ -98,8 +99,11 @@ function sendPlan(reply: FastifyReply, stored: StoredPlan | EditResult, status =
 
 export default async function carePlanRoutes(app: FastifyInstance) {
   /** Reads the plan, applies one change, and writes it back conditional on If-Match. */
-  const edit = (request: FastifyRequest<Versioned>, change: (plan: SharedCarePlan) => SharedCarePlan) =>
-    app.carePlans.edit(request.params.id, ifMatchOf(request), change, editContext(request));
+  const edit = (
+    request: FastifyRequest<Versioned>,
+    write: Write,
+    change: (plan: SharedCarePlan) => SharedCarePlan,
+  ) => app.carePlans.edit(request.params.id, ifMatchOf(request), change, editContext(request), { write });
   const editSchema = (summary: string, extra: Record<string, unknown> = {}) => ({
     tags: ['care plans'],
     summary,
@@ -335,7 +339,7 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       }),
     },
     async (request, reply) =>
-      sendPlan(reply, await edit(request, (plan) => ({ ...plan, status: request.query.status }))),
+      sendPlan(reply, await edit(request, 'end', (plan) => ({ ...plan, status: request.query.status }))),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -394,7 +398,9 @@ export default async function carePlanRoutes(app: FastifyInstance) {
         }),
       },
       async (request, reply) => {
-        const stored = await edit(request, (plan) => addPart(plan, part, request.body as never));
+        const stored = await edit(request, `${label}-add`, (plan) =>
+          addPart(plan, part, request.body as never),
+        );
         const added = stored.plan[part]?.at(-1);
         return sendPlan(
           reply.header('location', `/care-plans/${stored.plan.id}/${part}/${added?.id}`),
@@ -415,14 +421,19 @@ export default async function carePlanRoutes(app: FastifyInstance) {
       async (request, reply) =>
         sendPlan(
           reply,
-          await edit(request, (plan) => changePart(plan, part, request.params[param], request.body as never)),
+          await edit(request, `${label}-change`, (plan) =>
+            changePart(plan, part, request.params[param], request.body as never),
+          ),
         ),
     );
     app.delete<Named>(
       `/care-plans/:id/${part}/:${param}`,
       { schema: editSchema(remove, { operationId: `remove${schema}`, params: partParams(param) }) },
       async (request, reply) =>
-        sendPlan(reply, await edit(request, (plan) => removePart(plan, part, request.params[param]))),
+        sendPlan(
+          reply,
+          await edit(request, `${label}-remove`, (plan) => removePart(plan, part, request.params[param])),
+        ),
     );
   }
 }

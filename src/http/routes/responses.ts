@@ -8,6 +8,9 @@ const problem = (description: string) => ({
 
 export const problemResponses = {
   400: problem('The request is malformed or does not match the schema (unknown properties are rejected).'),
+  403: problem(
+    "The token does not allow this, or the caller may not change it (someone else wrote it: see README, 'Who may do what').",
+  ),
   404: problem('No such care plan.'),
   406: problem('The requested media type cannot be produced.'),
   409: problem('A conflicting request is in flight; retry after Retry-After.'),

@@ -78,6 +78,22 @@ export const ROLE: Record<NonNullable<CareTeamMember['role']>, string> = {
   other: 'Helps with my care',
 };
 
+/** A team role in a word or two, after a person's name: "Ana Lopez (carer)". */
+export const ROLE_SHORT: Record<NonNullable<CareTeamMember['role']>, string> = {
+  patient: '',
+  caregiver: 'carer',
+  'family-member': 'family',
+  friend: 'friend',
+  physician: 'doctor',
+  nurse: 'nurse',
+  therapist: 'therapist',
+  pharmacist: 'pharmacist',
+  'social-worker': 'social worker',
+  'care-coordinator': 'care coordinator',
+  administrative: 'clinic staff',
+  other: '',
+};
+
 export const ACTIVITY_STATUS: Record<NonNullable<Activity['status']>, string | undefined> = {
   'not-started': 'Not started yet',
   scheduled: 'Booked',

@@ -18,6 +18,7 @@ import {
   plainPeriod,
   REFERENCE_KIND,
   ROLE,
+  ROLE_SHORT,
   targetWords,
 } from './plain-words.js';
 import { META_CSP, STYLE } from './plan-page-style.js';
@@ -44,9 +45,12 @@ function collectNames(plan: SharedCarePlan): Map<string, string> {
   add(plan.whatMatters?.expressedBy);
   for (const goal of plan.goals ?? []) {
     add(goal.expressedBy);
+    add(goal.recordedBy);
     for (const agreement of goal.agreements ?? []) add(agreement.who);
+    for (const note of goal.notes ?? []) add(note.author);
   }
   for (const preference of plan.preferences ?? []) add(preference.expressedBy);
+  for (const item of [...(plan.strengths ?? []), ...(plan.barriers ?? [])]) add(item.expressedBy);
   for (const activity of plan.activities ?? []) for (const ref of activity.performers ?? []) add(ref);
   for (const decision of plan.decisions ?? []) for (const ref of decision.participants ?? []) add(ref);
   return names;
@@ -70,6 +74,29 @@ function listOfNames(context: Context, refs: readonly Reference[] | undefined): 
   if (names.length === 0) return undefined;
   if (names.length === 1) return names[0];
   return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
+/** A person's name with their place in the team in a few words: "Ana Lopez (daughter)". */
+function nameWithRole(context: Context, ref: Reference): string {
+  const name = personName(context, ref) as string;
+  const member = ref.reference
+    ? context.plan.careTeam?.members.find((m) => m.member.reference === ref.reference)
+    : undefined;
+  // The team's own words for the role when they are short ("Daughter; drives Maria..." -> "daughter").
+  const words = member?.roleText?.split(/[;,]/)[0].trim().toLowerCase();
+  const role = (words && words.length <= 30 ? words : '') || (member?.role ? ROLE_SHORT[member.role] : '');
+  return role && !name.toLowerCase().includes(role) ? `${name} (${role})` : name;
+}
+
+/** "Said by Ana Lopez (daughter) on 3 December 2026": who wrote something and when, in plain words. */
+function saidBy(
+  context: Context,
+  by: Reference | undefined,
+  on: string | undefined,
+  verb = 'Said',
+): string | undefined {
+  if (!by && !on) return undefined;
+  return [verb, by ? `by ${nameWithRole(context, by)}` : undefined, onDate(on)].filter(Boolean).join(' ');
 }
 
 function linkedGoals(context: Context, links: readonly string[] | undefined): string[] {
@@ -108,23 +135,19 @@ function renderWhatMatters(context: Context): Html {
   const { whatMatters, preferences = [] } = context.plan;
   const care = preferences.filter((preference) => preference.kind === 'care-experience');
   const treatment = preferences.filter((preference) => preference.kind === 'treatment-intervention');
-  const said = whatMatters
-    ? [personName(context, whatMatters.expressedBy), plainDate(whatMatters.recordedOn)]
-    : [undefined, undefined];
+  const said = whatMatters ? saidBy(context, whatMatters.expressedBy, whatMatters.recordedOn) : undefined;
   const preferenceList = (items: typeof preferences) =>
     bulletList(
       items.map((preference) => {
-        const who = preference.expressedBy ? personName(context, preference.expressedBy) : undefined;
-        return html`${paragraphs(preference.statement)}${who ? html`<p class="by">Said by ${who}</p>` : ''}`;
+        const who = saidBy(context, preference.expressedBy, preference.recordedOn);
+        return html`${paragraphs(preference.statement)}${who ? html`<p class="by">${who}</p>` : ''}`;
       }),
       'bullets roomy',
     );
   const body = html`${
     whatMatters
       ? html`<blockquote class="quote">${paragraphs(whatMatters.statement)}${
-          said[0] || said[1]
-            ? html`<footer class="by">${said[0]}${said[0] && said[1] ? ', ' : ''}${said[1]}</footer>`
-            : ''
+          said ? html`<footer class="by">${said}</footer>` : ''
         }</blockquote>`
       : empty('Not written down yet. Tell your care team what matters most to you.')
   }
@@ -144,11 +167,25 @@ function renderGoal(context: Context, goal: Goal): Html {
         ? 'warn'
         : 'plain';
   const targets = (goal.targets ?? []).map(targetWords).filter((words) => words !== undefined);
-  const agreements = (goal.agreements ?? []).map(
-    (agreement) =>
-      html`<span class="agree-${agreement.status}">${personName(context, agreement.who)} ${AGREEMENT[agreement.status]}</span>`,
+  const agreements = (goal.agreements ?? []).map((agreement) => {
+    const recorded = agreement.recordedBy
+      ? saidBy(context, agreement.recordedBy, agreement.recordedOn, 'as told to and written down')
+      : onDate(agreement.recordedOn);
+    return html`<span class="agree-${agreement.status}">${nameWithRole(context, agreement.who)} ${AGREEMENT[agreement.status]}</span>${
+      agreement.note ? html`: “${agreement.note}”` : ''
+    }${recorded ? html` <span class="by">(${recorded})</span>` : ''}`;
+  });
+  const whose = [
+    saidBy(context, goal.expressedBy, goal.recordedBy ? undefined : goal.recordedOn),
+    goal.recordedBy ? saidBy(context, goal.recordedBy, goal.recordedOn, 'written down') : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  // A goal's notes in the order they were written.
+  const notes = (goal.notes ?? []).map(
+    (note) =>
+      html`${paragraphs(note.text)}<p class="by">${saidBy(context, note.author, note.time, 'Written')}</p>`,
   );
-  const whose = personName(context, goal.expressedBy);
   return html`<article class="card goal">
 <h3>${goalText(goal)}</h3>
 ${facts([
@@ -160,8 +197,12 @@ ${facts([
   ['How important', goal.priority ? GOAL_PRIORITY[goal.priority] : undefined],
   ['What we aim for', targets.length === 1 ? targets[0] : targets.length ? bulletList(targets) : undefined],
   ['Started', plainDate(goal.startDate)],
-  ['Whose words', whose],
+  ['Whose words', whose || undefined],
   ['Who agreed', agreements.length ? bulletList(agreements, 'plain') : undefined],
+  [
+    'Notes on how it is going',
+    notes.length ? html`<ol class="notes">${notes.map((n) => html`<li>${n}</li>`)}</ol>` : undefined,
+  ],
 ])}
 </article>`;
 }
@@ -269,11 +310,18 @@ function renderHelps(context: Context): Html | undefined {
     const goals = linkedGoals(context, links);
     return goals.length ? html`<span class="for">${label} ${goals.join('; ')}</span>` : '';
   };
+  const byLine = (by: Reference | undefined, on: string | undefined) => {
+    const said = saidBy(context, by, on);
+    return said ? html`<span class="by">${said}</span>` : '';
+  };
   const body = html`<div class="two">
 ${
   strengths.length
     ? html`<div><h3>What helps me</h3>${bulletList(
-        strengths.map((strength) => html`${strength.statement}${forGoals('Helps with:', strength.goals)}`),
+        strengths.map(
+          (strength) =>
+            html`${strength.statement}${forGoals('Helps with:', strength.goals)}${byLine(strength.expressedBy, strength.recordedOn)}`,
+        ),
         'bullets roomy helps',
       )}</div>`
     : ''
@@ -285,7 +333,7 @@ ${
           (barrier) =>
             html`${barrier.category ? html`<span class="kind">${BARRIER_KIND[barrier.category]}:</span> ` : ''}${
               barrier.statement
-            }${forGoals('Gets in the way of:', barrier.goals)}`,
+            }${forGoals('Gets in the way of:', barrier.goals)}${byLine(barrier.expressedBy, barrier.recordedOn)}`,
         ),
         'bullets roomy hard',
       )}</div>`

@@ -10,7 +10,7 @@ import { Ajv } from 'ajv';
 import t from 'tap';
 import { FHIR_FORMATS } from '../../../src/model/formats.js';
 import { fromRoot } from '../../../src/paths.js';
-import { startTestService, type TestService } from '../../helpers/service.js';
+import { examplePlan, startTestService, type TestService } from '../../helpers/service.js';
 
 type Json = Record<string, unknown>;
 interface MediaType {
@@ -347,6 +347,50 @@ t.test('every request example works as "Try it out" would send it', async (t) =>
     }
   }
   t.ok(count >= 2, `${count} request examples tried`);
+});
+
+t.test('every request example of an endpoint on a stored plan works on the example plan', async (t) => {
+  const created = await service.app.inject({
+    method: 'POST',
+    url: '/care-plans',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify(examplePlan()),
+  });
+  const plan = created.json();
+  // The ids Swagger UI asks for: the plan's, its first goal's (its key works too) and its items'.
+  const ids: Record<string, string> = {
+    id: plan.id,
+    goalId: 'walk-to-market',
+    itemId: plan.preferences[0].id,
+  };
+  let count = 0;
+  for (const { name, path, method, operation } of operations(served)) {
+    if (!path.startsWith('/care-plans/{id}')) continue;
+    const success = Object.keys(operation.responses).find((code) => /^2/.test(code));
+    for (const [mediaType, media] of Object.entries(operation.requestBody?.content ?? {})) {
+      const examples = Object.entries(media.examples ?? {}).map(
+        ([key, example]) => [key, example.value] as const,
+      );
+      if (media.example !== undefined) examples.push(['example', media.example]);
+      for (const [key, value] of examples) {
+        count++;
+        const response = await service.app.inject({
+          method: method.toUpperCase() as 'POST',
+          url: path.replace(/\{(\w+)\}/g, (_, param: string) => ids[param]),
+          headers: { 'content-type': mediaType },
+          payload: JSON.stringify(value),
+        });
+        t.equal(
+          String(response.statusCode),
+          success,
+          `${name} example "${key}": ${response.body.slice(0, 300)}`,
+        );
+        t.ok(response.headers.etag, `${name} example "${key}": answers with the new ETag`);
+      }
+    }
+  }
+  // Agreements (2), a note, what matters, a preference, a strength, a barrier.
+  t.ok(count >= 7, `${count} request examples tried on a stored plan`);
 });
 
 t.test('Redocly CLI (recommended rules) lints the document without errors', async (t) => {

@@ -91,7 +91,7 @@ t.test('the example plan: every section, in plain words', async (t) => {
     text,
     'I want to keep living in my own home and walk to the market on Saturdays to see my friends.',
   );
-  t.match(text, 'Maria Lopez, 20 November 2026');
+  t.match(text, 'Said by Maria Lopez on 20 November 2026');
   t.match(text, 'What I value Independence Time with friends & family Cooking my own food');
   t.match(text, 'How I like to be cared for Please speak Spanish with me');
   t.match(text, 'My wishes about treatment I prefer exercises at home');
@@ -104,7 +104,7 @@ t.test('the example plan: every section, in plain words', async (t) => {
   t.match(text, 'What we aim for Distance walked without resting: 800 m, by 1 March 2027');
   t.match(text, 'Average blood sugar over about 3 months (HbA1c): 7.5% or less, by 20 May 2027');
   t.match(text, 'Maria Lopez agrees');
-  t.match(text, 'Dr. Chidi Okafor agrees');
+  t.match(text, 'Dr. Chidi Okafor (doctor) agrees', 'with their place in the team');
   t.match(text, 'Ana Lopez (daughter) has not decided yet');
   t.notMatch(text, 'Where it stands', 'an active goal with a progress says only how it is going');
   // Care team with roles in plain words.
@@ -383,7 +383,11 @@ t.test('plain words for every part of a sparse or unusual plan', async (t) => {
     t.match(text, target);
   }
   t.notMatch(text, '99999', 'an unknown code is not shown, nor a value of a measure without words');
-  t.match(text, `Whose words contributor ${attack}`, 'a bare reference is named from elsewhere in the plan');
+  t.match(
+    text,
+    `Whose words Said by contributor ${attack}`,
+    'a bare reference is named from elsewhere in the plan',
+  );
   t.match(text, `patient ${attack} does not agree`);
   t.match(text, `agreer ${attack} agrees`);
   t.match(text, `coded goal ${attack} Where it stands Finished`);
@@ -453,7 +457,7 @@ t.test('plain words for every part of a sparse or unusual plan', async (t) => {
   );
   t.match(named, 'Care plan for Sam My care plan Finished Asked for by my care team');
   t.match(named, 'When From 5 January 2026 Who made it Made by Someone in my care team.');
-  t.match(named, 'Family Sam', 'who said what matters');
+  t.match(named, 'Family Said by Sam', 'who said what matters');
   t.match(named, 'Walk Now Happening now Who Sam When To be arranged');
   t.match(named, 'What we chose A When March 2026');
   t.notMatch(named, 'Who took part');
@@ -468,7 +472,7 @@ t.test('plain words for every part of a sparse or unusual plan', async (t) => {
       barriers: [{ statement: 'Stairs' }],
     }),
   );
-  t.match(dated, 'Garden 1 April 2026', 'when it was said, without who');
+  t.match(dated, 'Garden Said on 1 April 2026', 'when it was said, without who');
   t.match(dated, 'One possible plan');
   t.match(dated, 'Who took part Sam');
   t.match(dated, 'My care team Sam What happens next');
