@@ -153,6 +153,22 @@ export function personType(person: string | undefined): PersonType | undefined {
   return (PERSON_TYPES as readonly string[]).includes(type ?? '') ? (type as PersonType) : undefined;
 }
 
+/**
+ * The patient (Patient/<id>) the caller acts for only: a patient/ token's patient, or the Patient its user is,
+ * whatever its scopes. Care plans, subscriptions and measure reports all apply this one rule.
+ */
+export function patientRestriction(caller: Caller | undefined): string | undefined {
+  return caller?.patient ?? (personType(caller?.person) === 'Patient' ? caller?.person : undefined);
+}
+
+/**
+ * A family member or friend (a RelatedPerson user) sees a patient's plans one by one: only those whose care team
+ * they are on. What covers all of a patient's plans at once (subscriptions, measure reports) is not for them.
+ */
+export function seesPlansOneByOne(caller: Caller | undefined): boolean {
+  return personType(caller?.person) === 'RelatedPerson';
+}
+
 /** Plain text for Provenance and history: who made a change. Never a token. */
 export function callerDisplay(caller: Caller | undefined): string {
   if (!caller || caller.kind === 'anonymous') return ANONYMOUS_DISPLAY;

@@ -1,15 +1,13 @@
 // Who may see and change which plans: the patient restriction of patient/ tokens, in one place. A restricted
 // caller sees another patient's plan as absent (not found), never as forbidden: no existence oracle.
 import type { CarePlan } from 'fhir/r4.js';
-import { personType, subjectPatient } from '../auth/caller.js';
+import { patientRestriction, subjectPatient } from '../auth/caller.js';
 import { DomainError } from '../model/errors.js';
 import type { PlanContext } from './types.js';
 
 /** The patient (Patient/<id>) the caller is restricted to, if any. */
 export function restrictedPatient(context: PlanContext): string | undefined {
-  const person = context.caller?.person;
-  // A token whose user is a patient acts for that patient only, whatever its scopes.
-  return context.caller?.patient ?? (personType(person) === 'Patient' ? person : undefined);
+  return patientRestriction(context.caller);
 }
 
 /** Whether the caller may see this CarePlan. */

@@ -1,7 +1,7 @@
 // The subscriptions API's use cases: create (the secret shown once), list, read, delete, status, replay. A patient
 // token manages only subscriptions to its own patient's plans; any other is not found (no existence oracle).
 import type { Caller } from '../auth/caller.js';
-import { subjectPatient } from '../auth/caller.js';
+import { patientRestriction, seesPlansOneByOne, subjectPatient } from '../auth/caller.js';
 import type { WebhookConfig } from '../config.js';
 import type { FhirGateway } from '../fhir/client/gateway.js';
 import { DomainError } from '../model/errors.js';
@@ -96,7 +96,14 @@ export class SubscriptionService {
         errors: [{ pointer: '/endpoint', detail: problem }],
       });
     }
-    const restricted = context.caller?.patient;
+    if (seesPlansOneByOne(context.caller)) {
+      throw new DomainError(
+        'not-allowed',
+        "a family member's token sees only the plans whose care team they are on; a subscription covers all of a patient's plans",
+        { denied: true },
+      );
+    }
+    const restricted = patientRestriction(context.caller);
     const patient = input.patient ? subjectPatient(input.patient) : restricted;
     if (restricted && patient !== restricted) {
       throw new DomainError('not-allowed', "a patient token can only subscribe to its own patient's plans", {
@@ -134,13 +141,14 @@ export class SubscriptionService {
   private async visible(id: string, context: SubscriptionContext): Promise<WebhookSubscription> {
     const sub = await this.store.read(id, context);
     if (!sub) throw notFound();
-    const restricted = context.caller?.patient;
-    if (restricted && sub.patient !== restricted) throw notFound(true);
+    const restricted = patientRestriction(context.caller);
+    if (seesPlansOneByOne(context.caller) || (restricted && sub.patient !== restricted)) throw notFound(true);
     return sub;
   }
 
   async list(context: SubscriptionContext): Promise<SubscriptionView[]> {
-    const restricted = context.caller?.patient;
+    const restricted = patientRestriction(context.caller);
+    if (seesPlansOneByOne(context.caller)) return [];
     const all = await this.store.list(context, this.config.pageSize);
     return all.filter((sub) => !restricted || sub.patient === restricted).map(view);
   }

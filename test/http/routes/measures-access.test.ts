@@ -135,3 +135,36 @@ t.test('an asynchronous report is its caller’s only', async (t) => {
   });
   t.equal(foreign.statusCode, 404, 'another patient’s filter is refused at once, also asynchronously');
 });
+
+t.test('the person a token names bounds it too: a patient user, a family member', async (t) => {
+  const [mine, theirs] = PATIENTS;
+  // A user/ token whose user is a patient: that patient's figures only, whatever its scopes.
+  const patientUser = await issuer.token({
+    scope: 'user/CarePlan.rs',
+    client_id: 'patient-app',
+    fhirUser: mine,
+  });
+  const unfiltered = await report(patientUser);
+  t.equal(unfiltered.statusCode, 200);
+  t.same(unfiltered.json().populations, ofPatient(mine).populations, "forced to the user's own patient");
+  t.equal(
+    (await report(patientUser, `${PERIOD}&patient=${theirs}`)).statusCode,
+    404,
+    "another patient's: 404",
+  );
+  // A family member sees the patient's plans whose care team they are on, one by one; a report covers them all.
+  const family = await issuer.token({
+    scope: 'patient/CarePlan.rs',
+    client_id: 'family-app',
+    patient: mine.split('/')[1],
+    fhirUser: 'RelatedPerson/a-daughter',
+  });
+  for (const prefer of [undefined, 'respond-async']) {
+    const answer = await service.app.inject({
+      url: `/measures/goals-agreed-by-patient/report?${PERIOD}`,
+      headers: { authorization: `Bearer ${family}`, ...(prefer ? { prefer } : {}) },
+    });
+    t.equal(answer.statusCode, 403, `a family member's token gets no report (${prefer ?? 'waiting'})`);
+    t.notMatch(answer.body, /initialPopulation/, 'and no figures');
+  }
+});

@@ -130,3 +130,71 @@ t.test("a patient's subscription delivers that patient's plans only", async (t) 
   t.equal(receiver.deliveries[0].body.data.plan.patient, PATIENT_A);
   t.ok(receiver.deliveries[0].verified);
 });
+
+t.test(
+  "the person a token names bounds it too: a patient user sees their own; a family member's token subscribes to nothing",
+  async (t) => {
+    const receiver = await startReceiver();
+    t.teardown(() => receiver.close());
+    // A user/ token whose user is patient A: restricted to A whatever its scopes (README, "Who is calling").
+    const patientUser = await issuer.token({
+      scope: 'user/Subscription.cruds',
+      client_id: 'patient-app',
+      sub: `user-${rand()}`,
+      fhirUser: PATIENT_A,
+    });
+    const toB = await send('POST', '/subscriptions', patientUser, {
+      endpoint: receiver.url,
+      patient: PATIENT_B,
+    });
+    t.equal(toB.status, 403, "a patient user cannot subscribe to another patient's plans");
+    const own = await send('POST', '/subscriptions', patientUser, { endpoint: receiver.url });
+    t.equal(own.status, 201);
+    t.equal(own.body?.patient, PATIENT_A, "by default the patient user's own plans");
+    const ofB = await send('POST', '/subscriptions', await system('system/Subscription.cruds'), {
+      endpoint: receiver.url,
+      patient: PATIENT_B,
+    });
+    t.equal(ofB.status, 201);
+    t.equal(
+      (await send('GET', `/subscriptions/${ofB.body?.id}`, patientUser)).status,
+      404,
+      "B's is not theirs",
+    );
+    const listed = await send('GET', '/subscriptions', patientUser);
+    t.ok(
+      (listed.body?.items as Json[]).every((s) => s.patient === PATIENT_A),
+      "the patient user's list holds their own patient's only",
+    );
+
+    // A family member (RelatedPerson) through a patient/ token of patient A: they see A's plans whose care team
+    // they are on, one by one; a subscription would cover all of A's plans.
+    const family = await issuer.token({
+      scope: 'patient/Subscription.cruds',
+      client_id: 'family-app',
+      sub: `user-${rand()}`,
+      patient: PATIENT_A.split('/')[1],
+      fhirUser: 'RelatedPerson/ana-lopez',
+    });
+    const before = (await send('GET', '/subscriptions', await system('system/Subscription.rs'))).body?.items
+      .length;
+    const refused = await send('POST', '/subscriptions', family, { endpoint: receiver.url });
+    t.equal(refused.status, 403, "a family member's token cannot subscribe");
+    t.equal(
+      (await send('GET', '/subscriptions', await system('system/Subscription.rs'))).body?.items.length,
+      before,
+      'nothing stored',
+    );
+    t.same((await send('GET', '/subscriptions', family)).body?.items, [], 'and lists none');
+    t.equal(
+      (await send('GET', `/subscriptions/${own.body?.id}`, family)).status,
+      404,
+      "nor reads the patient's",
+    );
+    t.equal(
+      (await send('DELETE', `/subscriptions/${own.body?.id}`, family)).status,
+      404,
+      "nor deletes the patient's",
+    );
+  },
+);
