@@ -12,12 +12,12 @@ import {
 } from '../../../helpers/service.js';
 
 let service: TestService;
+const SETTLE_MS = process.env.TEST_FHIR_BASE_URL ? 2000 : 1000;
 t.before(async () => {
   // A short settle window: on servers that commit concurrent transactions out of time order (HAPI), changes
   // younger than this are held back so none is skipped. HAPI on a loaded 2-core machine has committed a
   // transaction more than 1 s after its timestamp (README, "Change feed"): it gets the window such a server needs.
-  const settleMs = process.env.TEST_FHIR_BASE_URL ? '2000' : '1000';
-  service = await startTestService({ CHANGE_FEED_SETTLE_MS: settleMs });
+  service = await startTestService({ CHANGE_FEED_SETTLE_MS: String(SETTLE_MS) });
 });
 t.teardown(() => service.close());
 
@@ -484,7 +484,8 @@ t.test('a consumer of the change feed ends with exactly the plans and versions o
       if (!page.body?.next) pagesWithoutNext++;
       cursor = page.body?.next;
       if (!page.body?.items.length) {
-        if (!writing && Date.now() - writersDoneAt > 1500) return;
+        // Done once the last writes are past the settle window (the feed holds them back until then).
+        if (!writing && Date.now() - writersDoneAt > SETTLE_MS + 500) return;
         await new Promise((r) => setTimeout(r, 5));
       }
     }
