@@ -31,12 +31,9 @@ export async function createPlan(
   const fresh = withActivityIds(withoutStoredIds(plan), newUuid);
   if (!context.idempotencyKey) {
     const bundle = mapping.toFhir(fresh, { revision: newUuid(), planKey: newUuid() });
-    const response = await repository.transaction(
-      mapping.withProvenance(bundle, context, 'CREATE'),
-      context,
-      false,
-    );
-    return { ...repository.planFromTransaction(bundle, response), replayed: false };
+    const transaction = mapping.withProvenance(bundle, context, 'CREATE');
+    const response = await repository.transaction(transaction, context, false);
+    return { ...repository.planFromTransaction(transaction, response, [], fresh), replayed: false };
   }
   const scope = context.caller ? idempotencyScope(context.caller) : (context.clientId ?? '');
   const keyHash = sha256(`${scope}\n${context.idempotencyKey}`);
@@ -52,12 +49,9 @@ export async function createPlan(
       planKey,
     });
     try {
-      const response = await repository.transaction(
-        mapping.withProvenance(bundle, context, 'CREATE', `${keyHash}/provenance`),
-        context,
-        true,
-      );
-      const stored = repository.planFromTransaction(bundle, response);
+      const transaction = mapping.withProvenance(bundle, context, 'CREATE', `${keyHash}/provenance`);
+      const response = await repository.transaction(transaction, context, true);
+      const stored = repository.planFromTransaction(transaction, response, [], fresh);
       // 200 instead of 201: a concurrent request with the same key created the plan first.
       const createdNow = response.entry?.[0]?.response?.status?.startsWith('201') ?? true;
       if (!createdNow)

@@ -4,8 +4,10 @@
 import type { Bundle, BundleEntry, CarePlan, Resource } from 'fhir/r4.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/client/gateway.js';
 import { DEFAULT_US_CORE_VERSION, type UsCoreVersion } from '../fhir/mapping/codes.js';
+import { planAsStored } from '../fhir/mapping/as-stored.js';
 import { planFromFhir, resolverFor } from '../fhir/mapping/from-fhir.js';
 import { ownParts, partReferencesOf } from '../fhir/mapping/plan-parts.js';
+import type { SharedCarePlan } from '../model/care-plan.js';
 import type { StoredPlan } from './types.js';
 
 export class PlanRepository {
@@ -69,8 +71,18 @@ export class PlanRepository {
     return stored(carePlan, parts, [carePlan, ...parts.values()], this.usCoreVersion);
   }
 
-  /** The stored plan, from the transaction's answer (no second round trip). */
-  planFromTransaction(request: Bundle, response: Bundle, previous: Resource[] = []): StoredPlan {
+  /**
+   * The stored plan, from the transaction's answer (no second round trip). `created`: the plan a create mapped to
+   * the request; when the server stored exactly that, it is the answer (as-stored.ts), else the answer is mapped.
+   */
+  planFromTransaction(
+    request: Bundle,
+    response: Bundle,
+    previous: Resource[] = [],
+    created?: SharedCarePlan,
+  ): StoredPlan {
+    const asStored = created && !previous.length ? planAsStored(created, request, response) : undefined;
+    if (asStored) return asStored;
     const byReference = new Map<string, Resource>();
     for (const resource of previous) byReference.set(`${resource.resourceType}/${resource.id}`, resource);
     const resources: Resource[] = [];
