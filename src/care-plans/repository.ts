@@ -3,8 +3,8 @@
 // use cases passes here, through the gateway; FHIR server errors pass through as FhirServerError.
 import type { Bundle, BundleEntry, CarePlan, Resource } from 'fhir/r4.js';
 import { type CallContext, type FhirGateway, FhirServerError } from '../fhir/client/gateway.js';
-import { DEFAULT_US_CORE_VERSION, type UsCoreVersion } from '../fhir/mapping/codes.js';
 import { planAsStored } from '../fhir/mapping/as-stored.js';
+import { DEFAULT_US_CORE_VERSION, type UsCoreVersion } from '../fhir/mapping/codes.js';
 import { planFromFhir, resolverFor } from '../fhir/mapping/from-fhir.js';
 import { ownParts, partReferencesOf } from '../fhir/mapping/plan-parts.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
