@@ -31,14 +31,14 @@ const BODY_ERROR_LIMIT = 1000;
  * Body validation: a first-error validator decides; only an invalid body is run again with every error, stopped
  * after BODY_ERROR_LIMIT (a body can have an error per JSON value). A stopped run ends with an `errorLimit` error.
  */
-function boundedBodyValidator(fast: Ajv, all: Ajv, schema: object) {
+function boundedBodyValidator(fast: Ajv, all: () => Ajv, schema: object) {
   const decide = fast.compile(schema);
   // Compiled on the first invalid body of the route, not at start-up: it is only ever run on one, and compiling
   // every route's pair was about a third of the time to readiness (bench/README.md, readyMs).
   let report: ReturnType<Ajv['compile']> | undefined;
   const validate = (data: unknown): boolean => {
     if (decide(data)) return true;
-    report ??= all.compile(schema);
+    report ??= all().compile(schema);
     const run = withErrorLimit(BODY_ERROR_LIMIT, report, data);
     if (run.valid) {
       validate.errors = decide.errors ?? [];
@@ -73,16 +73,23 @@ function parameterValidator(): Ajv {
  * edit changed).
  */
 export function installValidators(app: FastifyInstance): (plan: SharedCarePlan) => ErrorDetail[] {
-  const bodies = bodyValidator(true);
+  // The every-error instance, made when it is first needed (as are its validators, see above).
+  let bodies: Ajv | undefined;
+  const allErrorBodies = (): Ajv => {
+    bodies ??= bodyValidator(true);
+    return bodies;
+  };
   const firstErrorBodies = bodyValidator(false);
   const parameters = parameterValidator();
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? boundedBodyValidator(firstErrorBodies, bodies, schema) : parameters.compile(schema),
+    httpPart === 'body'
+      ? boundedBodyValidator(firstErrorBodies, allErrorBodies, schema)
+      : parameters.compile(schema),
   );
   // Compiled on the first edit, not at start-up (about a tenth of the time to readiness).
   let planSchema: ReturnType<Ajv['getSchema']>;
   return (plan) => {
-    planSchema ??= bodies.getSchema('SharedCarePlan#');
+    planSchema ??= allErrorBodies().getSchema('SharedCarePlan#');
     return planSchema?.(plan)
       ? []
       : (planSchema?.errors ?? []).map((e) => ({
