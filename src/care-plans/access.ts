@@ -1,7 +1,7 @@
 // Who may see and change which plans: the patient restriction of patient/ tokens, in one place. A restricted
 // caller sees another patient's plan as absent (not found), never as forbidden: no existence oracle.
 import type { CarePlan } from 'fhir/r4.js';
-import { patientRestriction, subjectPatient } from '../auth/caller.js';
+import { patientRestriction, seesPlansOneByOne, subjectPatient } from '../auth/caller.js';
 import { DomainError } from '../model/errors.js';
 import type { PlanContext } from './types.js';
 
@@ -51,6 +51,20 @@ export function requireOwnFeed(context: PlanContext, patient: string | undefined
     throw new DomainError('not-allowed', "a patient token can only follow its own patient's plans", {
       denied: true,
     });
+  }
+}
+
+/**
+ * What covers all of a patient's plans at once (`what`: 'a subscription', 'a report') is refused (403) to a family
+ * member's token, which sees only the plans whose care team they are on.
+ */
+export function requireSeesAllPlans(context: PlanContext, what: string): void {
+  if (seesPlansOneByOne(context.caller)) {
+    throw new DomainError(
+      'not-allowed',
+      `a family member's token sees only the plans whose care team they are on; ${what} covers all of a patient's plans`,
+      { denied: true },
+    );
   }
 }
 

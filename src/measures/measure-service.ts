@@ -2,7 +2,8 @@
 // a time), reads each page's own parts in one batch (and, for goal-follow-up, the Goals' histories in batches),
 // applies the criteria plan by plan and keeps only the counts. Memory holds one page, never the population.
 import type { Bundle, CarePlan, Goal as FhirGoal, Resource } from 'fhir/r4.js';
-import { patientRestriction, seesPlansOneByOne, subjectPatient } from '../auth/caller.js';
+import { patientRestriction, subjectPatient } from '../auth/caller.js';
+import { requireSeesAllPlans } from '../care-plans/access.js';
 import type { PlanContext } from '../care-plans/types.js';
 import type { FhirGateway } from '../fhir/client/gateway.js';
 import { planFromFhir, resolverFor } from '../fhir/mapping/from-fhir.js';
@@ -81,13 +82,7 @@ export class MeasureService {
    * patient exists, so the answer tells nothing about other patients.
    */
   checkPatientFilter(request: ReportRequest, context: PlanContext): void {
-    if (seesPlansOneByOne(context.caller)) {
-      throw new DomainError(
-        'not-allowed',
-        "a family member's token sees only the plans whose care team they are on; a report covers all of a patient's plans",
-        { denied: true },
-      );
-    }
+    requireSeesAllPlans(context, 'a report');
     const restricted = patientRestriction(context.caller);
     if (restricted && request.patient && subjectPatient(request.patient) !== restricted) {
       throw new DomainError('not-found', 'no figures for that patient can be shown to this token', {

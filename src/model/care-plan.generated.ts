@@ -38,6 +38,22 @@ export type FhirId = string;
  */
 export type Code = string;
 /**
+ * How the goal is going: a code of FHIR R4's goal-achievement (http://terminology.hl7.org/CodeSystem/goal-achievement).
+ *
+ * This interface was referenced by `SharedCarePlan`'s JSON-Schema
+ * via the `definition` "GoalAchievementStatus".
+ */
+export type GoalAchievementStatus =
+  | 'in-progress'
+  | 'improving'
+  | 'worsening'
+  | 'no-change'
+  | 'achieved'
+  | 'sustaining'
+  | 'not-achieved'
+  | 'no-progress'
+  | 'not-attainable';
+/**
  * FHIR date: YYYY, YYYY-MM or YYYY-MM-DD (a real calendar date; never shifted by a time zone).
  *
  * This interface was referenced by `SharedCarePlan`'s JSON-Schema
@@ -232,16 +248,7 @@ export interface Goal {
     | 'cancelled'
     | 'entered-in-error'
     | 'rejected';
-  achievementStatus?:
-    | 'in-progress'
-    | 'improving'
-    | 'worsening'
-    | 'no-change'
-    | 'achieved'
-    | 'sustaining'
-    | 'not-achieved'
-    | 'no-progress'
-    | 'not-attainable';
+  achievementStatus?: GoalAchievementStatus;
   startDate?: FhirDate;
   /**
    * @maxItems 20

@@ -2,6 +2,7 @@
 // token manages only subscriptions to its own patient's plans; any other is not found (no existence oracle).
 import type { Caller } from '../auth/caller.js';
 import { patientRestriction, seesPlansOneByOne, subjectPatient } from '../auth/caller.js';
+import { requireSeesAllPlans } from '../care-plans/access.js';
 import type { WebhookConfig } from '../config.js';
 import type { FhirGateway } from '../fhir/client/gateway.js';
 import { DomainError } from '../model/errors.js';
@@ -96,13 +97,7 @@ export class SubscriptionService {
         errors: [{ pointer: '/endpoint', detail: problem }],
       });
     }
-    if (seesPlansOneByOne(context.caller)) {
-      throw new DomainError(
-        'not-allowed',
-        "a family member's token sees only the plans whose care team they are on; a subscription covers all of a patient's plans",
-        { denied: true },
-      );
-    }
+    requireSeesAllPlans(context, 'a subscription');
     const restricted = patientRestriction(context.caller);
     const patient = input.patient ? subjectPatient(input.patient) : restricted;
     if (restricted && patient !== restricted) {

@@ -18,6 +18,11 @@ import {
 import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
 import { Client, RESPONSE_KEY } from 'fhir-kit-client';
 import { isFhirId, isResourceType, parseLiteralReference } from '../fhir-id.js';
+import { type FhirErrorKind, FhirServerError } from './errors.js';
+import { followNextLinks } from './paging.js';
+
+export { type FhirErrorKind, FhirServerError } from './errors.js';
+export { linkWithinBase } from './paging.js';
 
 export interface FhirGatewayOptions {
   baseUrl: string;
@@ -44,29 +49,6 @@ export const TRANSACTION_PREFER = 'return=representation';
 
 export interface CallContext {
   requestId?: string;
-}
-
-export type FhirErrorKind =
-  | 'not-found'
-  | 'gone'
-  | 'conflict'
-  | 'precondition-failed'
-  | 'rejected'
-  | 'unavailable'
-  | 'timeout'
-  | 'upstream';
-
-/** A failed call to the FHIR server, classified so the API can answer with a meaningful status. */
-export class FhirServerError extends Error {
-  constructor(
-    readonly kind: FhirErrorKind,
-    message: string,
-    readonly status?: number,
-    readonly outcome?: OperationOutcome,
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
 }
 
 export interface VersionedResource<T extends Resource = Resource> {
@@ -130,22 +112,6 @@ function isEntryUrl(url: string | undefined): boolean {
 export function etagVersion(etag: string | null | undefined): string | undefined {
   const match = etag ? /^(?:W\/)?"?([^"]*)"?$/.exec(etag.trim()) : null;
   return match?.[1] || undefined;
-}
-
-/**
- * A server-supplied paging link as an absolute URL, when it lies within the base URL (same scheme, host and port,
- * the base's path or below it, no user info); else undefined: following it would send our credentials elsewhere.
- */
-export function linkWithinBase(link: string, baseUrl: string): string | undefined {
-  try {
-    const base = new URL(baseUrl);
-    const url = new URL(link, `${base.href.replace(/\/+$/, '')}/`);
-    const path = base.pathname.replace(/\/+$/, '');
-    const inside = url.pathname === path || url.pathname.startsWith(`${path}/`);
-    return url.origin === base.origin && !url.username && !url.password && inside ? url.href : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export class FhirGateway {
@@ -390,23 +356,13 @@ export class FhirGateway {
 
   /**
    * The pages after `first`, following each page's `next` link: only within the base URL (else an `upstream`
-   * error, nothing fetched), and never one link twice (a server that pages in a loop).
+   * error, nothing fetched), and never one link twice (a server that pages in a loop); see paging.ts.
    */
-  async *nextPages(first: Bundle, context: CallContext): AsyncGenerator<Bundle> {
-    const followed = new Set<string>();
-    for (let page = first; ; ) {
-      const link = page.link?.find((l) => l.relation === 'next')?.url;
-      if (!link) return;
-      const url = linkWithinBase(link, this.options.baseUrl);
-      if (!url || followed.has(url)) {
-        const why = url ? 'repeats an earlier page' : 'points outside FHIR_BASE_URL';
-        throw new FhirServerError('upstream', `the FHIR server's next-page link ${why}; it was not followed`);
-      }
-      followed.add(url);
+  nextPages(first: Bundle, context: CallContext): AsyncGenerator<Bundle> {
+    return followNextLinks(first, this.options.baseUrl, async (url) => {
       const { body } = await this.call(true, context, (options) => this.client.request(url, { options }));
-      page = body as unknown as Bundle;
-      yield page;
-    }
+      return body as unknown as Bundle;
+    });
   }
 
   /** True when the FHIR server answers its capability statement. */

@@ -95,20 +95,7 @@ const noteBody = {
   required: ['text'],
   properties: {
     text: { $ref: 'LongText#' },
-    achievementStatus: {
-      type: 'string',
-      enum: [
-        'in-progress',
-        'improving',
-        'worsening',
-        'no-change',
-        'achieved',
-        'sustaining',
-        'not-achieved',
-        'no-progress',
-        'not-attainable',
-      ],
-    },
+    achievementStatus: { $ref: 'GoalAchievementStatus#' },
     author: {
       $ref: 'Reference#',
       description:

@@ -165,6 +165,7 @@ t.test('the person a token names bounds it too: a patient user, a family member'
       headers: { authorization: `Bearer ${family}`, ...(prefer ? { prefer } : {}) },
     });
     t.equal(answer.statusCode, 403, `a family member's token gets no report (${prefer ?? 'waiting'})`);
+    t.match(answer.json(), { detail: /care team they are on; a report covers all of a patient's plans$/ });
     t.notMatch(answer.body, /initialPopulation/, 'and no figures');
   }
 });

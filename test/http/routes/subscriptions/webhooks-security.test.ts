@@ -181,6 +181,9 @@ t.test(
       .length;
     const refused = await send('POST', '/subscriptions', family, { endpoint: receiver.url });
     t.equal(refused.status, 403, "a family member's token cannot subscribe");
+    t.match(refused.body, {
+      detail: /care team they are on; a subscription covers all of a patient's plans$/,
+    });
     t.equal(
       (await send('GET', '/subscriptions', await system('system/Subscription.rs'))).body?.items.length,
       before,
