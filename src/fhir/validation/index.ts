@@ -191,6 +191,8 @@ function validateResource(
       } else {
         const run = withErrorLimit(SCHEMA_ERROR_LIMIT, validators.all(), resource);
         if (run.stopped) issues.uncounted = true;
+        // The two decide alike; were they ever to differ, the first-error run's errors (which carry no instance
+        // path, see scripts/generate-validators.mjs) are reported at the resource.
         errors = run.valid ? validators.fast.errors : run.errors;
       }
     }
