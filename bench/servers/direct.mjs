@@ -1,6 +1,6 @@
 // Phase 2, the direct push: the least a server can do to get a plan onto the FHIR server. The transaction
 // Bundles of the benchmark's plan pool are built once at start-up exactly as CarePlans.create() builds
-// them for a plain create (activity ids, toFhir with a fresh plan revision, the Provenance of the write
+// them for a plain create (activity ids, toFhir with a fresh plan revision and plan key, the Provenance of the write
 // appended, all through the service's own methods); a request names its plan by the x-bench-plan header, its
 // JSON body is parsed (as the service must), and the precomputed Bundle, with fresh ids, is sent with
 // fhir-kit-client straight to the FHIR server (with the Prefer header the service sends: the gateway's TRANSACTION_PREFER). Answers 201 with the FHIR server's
@@ -39,7 +39,7 @@ const withActivityIds = (plan) =>
     : plan;
 const bundles = pool.map((plan) =>
   service.withProvenance(
-    service.toFhir(withActivityIds(plan), { revision: randomUUID() }),
+    service.toFhir(withActivityIds(plan), { revision: randomUUID(), planKey: randomUUID() }),
     context,
     'CREATE',
   ),
