@@ -66,7 +66,7 @@ t.test('generated plans: the plan built from what was sent equals the mapped-bac
   }
 });
 
-t.test('the documented example, and a plan a patient created in their own words', async (t) => {
+t.test('the documented example, a plan a patient created, and what participants add', async (t) => {
   const example = examplePlan() as unknown as SharedCarePlan;
   assertSameAsMappedBack(t, await create(example), 'example');
   const own: SharedCarePlan = {
@@ -78,6 +78,37 @@ t.test('the documented example, and a plan a patient created in their own words'
     })),
   };
   assertSameAsMappedBack(t, await create(own), 'patient-expressed goals');
+  // What participation writes (issue 16): notes under their author's name, agreements with a note and who
+  // recorded them, a goal recorded by a professional for the patient.
+  const daughter = { reference: 'RelatedPerson/ana-lopez', display: 'Ana Lopez' };
+  const doctor = { reference: 'Practitioner/dr-okafor', display: 'Dr. Chidi Okafor' };
+  const [first, ...others] = example.goals ?? [];
+  const contributed: SharedCarePlan = {
+    ...example,
+    goals: [
+      {
+        ...first,
+        recordedBy: doctor,
+        recordedOn: '2026-12-01T09:30:00Z',
+        notes: [
+          { text: 'She walked half the way on Saturday', author: daughter, time: '2026-12-02T10:00:00Z' },
+          { text: 'Good progress; keep the pace', author: doctor, time: '2026-12-02T11:15:00Z' },
+        ],
+        agreements: [
+          ...(first.agreements ?? []),
+          {
+            who: daughter,
+            status: 'agree',
+            note: 'I will walk with her',
+            recordedBy: daughter,
+            recordedOn: '2026-12-02T10:01:00Z',
+          },
+        ],
+      },
+      ...others,
+    ],
+  };
+  assertSameAsMappedBack(t, await create(contributed), 'notes and agreements with their authors');
 });
 
 t.test('any change the server made, or a plan outside the identity, gives undefined', async (t) => {
