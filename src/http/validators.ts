@@ -1,6 +1,6 @@
 // The API's request validators: bodies against schemas/ (no coercion, unknown properties rejected, every error
 // reported up to a limit), query, path and header parameters (coerced, defaults applied).
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { linearErrors, withErrorLimit } from '../fhir/validation/ajv-code.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
@@ -31,14 +31,34 @@ const BODY_ERROR_LIMIT = 1000;
  * Body validation: a first-error validator decides; only an invalid body is run again with every error, stopped
  * after BODY_ERROR_LIMIT (a body can have an error per JSON value). A stopped run ends with an `errorLimit` error.
  */
-function boundedBodyValidator(fast: Ajv, all: () => Ajv, schema: object) {
-  const decide = fast.compile(schema);
+type Compile = (schema: object) => ValidateFunction;
+
+/**
+ * One validator per distinct schema: routes share most of theirs (path ids, headers, the plan), and AJV, which
+ * caches by schema object, would compile each copy again (87 compilations at start-up for 35 schemas). A validator
+ * runs synchronously, so routes can share one and its `errors`.
+ */
+function memoized(compile: Compile): Compile {
+  const compiled = new Map<string, ValidateFunction>();
+  return (schema) => {
+    const key = JSON.stringify(schema);
+    let validate = compiled.get(key);
+    if (!validate) {
+      validate = compile(schema);
+      compiled.set(key, validate);
+    }
+    return validate;
+  };
+}
+
+function boundedBodyValidator(fast: Compile, all: Compile, schema: object) {
+  const decide = fast(schema);
   // Compiled on the first invalid body of the route, not at start-up: it is only ever run on one, and compiling
   // every route's pair was about a third of the time to readiness (bench/README.md, readyMs).
-  let report: ReturnType<Ajv['compile']> | undefined;
+  let report: ValidateFunction | undefined;
   const validate = (data: unknown): boolean => {
     if (decide(data)) return true;
-    report ??= all().compile(schema);
+    report ??= all(schema);
     const run = withErrorLimit(BODY_ERROR_LIMIT, report, data);
     if (run.valid) {
       validate.errors = decide.errors ?? [];
@@ -80,11 +100,12 @@ export function installValidators(app: FastifyInstance): (plan: SharedCarePlan) 
     return bodies;
   };
   const firstErrorBodies = bodyValidator(false);
+  const decide = memoized((schema) => firstErrorBodies.compile(schema));
+  const report = memoized((schema) => allErrorBodies().compile(schema));
   const parameters = parameterValidator();
+  const parameter = memoized((schema) => parameters.compile(schema));
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body'
-      ? boundedBodyValidator(firstErrorBodies, allErrorBodies, schema)
-      : parameters.compile(schema),
+    httpPart === 'body' ? boundedBodyValidator(decide, report, schema) : parameter(schema),
   );
   // Compiled on the first edit, not at start-up (about a tenth of the time to readiness).
   let planSchema: ReturnType<Ajv['getSchema']>;
