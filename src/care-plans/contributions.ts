@@ -1,25 +1,13 @@
 // Taking part: a person's own agreement with a goal, a note on its progress, one preference, strength or barrier,
 // what matters. Each is a small change of the current plan, attributed to the caller and checked against the access
 // table (access.ts) and ownership (ownership.ts) by applyEdit; the additive ones need no expected version.
-import type {
-  Barrier,
-  Goal,
-  GoalAgreement,
-  Preference,
-  Reference,
-  SharedCarePlan,
-  Strength,
-} from '../model/care-plan.js';
+import type { Goal, GoalAgreement, Reference, SharedCarePlan } from '../model/care-plan.js';
 import { DomainError } from '../model/errors.js';
-import { findPart } from '../model/plan-edits.js';
+import { changePart, findPart, type PartOf, removePart } from '../model/plan-edits.js';
 import type { Participant, Write } from './access.js';
 
 export type ItemList = 'preferences' | 'strengths' | 'barriers';
-export type ItemOf<L extends ItemList> = L extends 'preferences'
-  ? Preference
-  : L extends 'strengths'
-    ? Strength
-    : Barrier;
+export type ItemOf<L extends ItemList> = PartOf<L>;
 
 export interface AgreementInput {
   status: GoalAgreement['status'];
@@ -130,12 +118,6 @@ export function withNote(
   return { ...plan, goals };
 }
 
-function findItem(plan: SharedCarePlan, list: ItemList, itemId: string): number {
-  const index = (plan[list] ?? []).findIndex((item: { id?: string }) => item.id === itemId);
-  if (index < 0) throw new DomainError('not-found', `the plan has no item "${itemId}" in ${list}`);
-  return index;
-}
-
 export function withItem<L extends ItemList>(
   plan: SharedCarePlan,
   list: L,
@@ -154,17 +136,11 @@ export function withItemChanged<L extends ItemList>(
   itemId: string,
   changes: Partial<ItemOf<L>>,
 ): SharedCarePlan {
-  const index = findItem(plan, list, itemId);
-  const items = [...(plan[list] ?? [])] as unknown as ItemOf<L>[];
-  items[index] = { ...items[index], ...changes, id: itemId };
-  return { ...plan, [list]: items };
+  return changePart(plan, list, itemId, { ...changes, id: itemId });
 }
 
 export function withoutItem(plan: SharedCarePlan, list: ItemList, itemId: string): SharedCarePlan {
-  const index = findItem(plan, list, itemId);
-  const remaining = (plan[list] ?? []).filter((_: unknown, i: number) => i !== index);
-  const { [list]: _all, ...rest } = plan;
-  return remaining.length ? { ...rest, [list]: remaining } : rest;
+  return removePart(plan, list, itemId);
 }
 
 /** What matters, in the caller's words: a new statement, or theirs changed (ownership.ts decides). */

@@ -1,21 +1,35 @@
-// Small edits of a plan as pure functions: add, change or remove one goal or one activity. Routes read the plan,
-// apply one of these, and write it back version-checked (CarePlans.edit).
-import type { Activity, Goal, SharedCarePlan } from './care-plan.js';
+// Small edits of a plan as pure functions: add, change or remove one goal, activity, preference, strength or
+// barrier. Routes read the plan, apply one of these, and write it back version-checked (CarePlans.edit).
+import type { Activity, Barrier, Goal, Preference, SharedCarePlan, Strength } from './care-plan.js';
 import { DomainError } from './errors.js';
 
-export type PlanPart = 'goals' | 'activities';
-type PartOf<P extends PlanPart> = P extends 'goals' ? Goal : Activity;
+export type PlanPart = 'goals' | 'activities' | 'preferences' | 'strengths' | 'barriers';
+export type PartOf<P extends PlanPart> = P extends 'goals'
+  ? Goal
+  : P extends 'activities'
+    ? Activity
+    : P extends 'preferences'
+      ? Preference
+      : P extends 'strengths'
+        ? Strength
+        : Barrier;
+type AnyPart = Goal | Activity | Preference | Strength | Barrier;
 
-const LABEL: Record<PlanPart, string> = { goals: 'goal', activities: 'activity' };
+/** What a 404 calls a missing part. */
+function missing(part: PlanPart, name: string): string {
+  if (part === 'goals') return `goal "${name}"`;
+  if (part === 'activities') return `activity "${name}"`;
+  return `item "${name}" in ${part}`;
+}
 
-/** Goals are named by id or key; activities by id. */
-function matches(part: PlanPart, item: Goal | Activity, name: string): boolean {
+/** Goals are named by id or key; every other part by id. */
+function matches(part: PlanPart, item: AnyPart, name: string): boolean {
   return item.id === name || (part === 'goals' && (item as Goal).key === name);
 }
 
 export function findPart(plan: SharedCarePlan, part: PlanPart, name: string): number {
-  const index = (plan[part] ?? []).findIndex((item: Goal | Activity) => matches(part, item, name));
-  if (index < 0) throw new DomainError('not-found', `the plan has no ${LABEL[part]} "${name}"`);
+  const index = (plan[part] ?? []).findIndex((item: AnyPart) => matches(part, item, name));
+  if (index < 0) throw new DomainError('not-found', `the plan has no ${missing(part, name)}`);
   return index;
 }
 
@@ -32,7 +46,7 @@ export function changePart<P extends PlanPart>(
   changes: Partial<PartOf<P>>,
 ): SharedCarePlan {
   const index = findPart(plan, part, name);
-  const items = [...(plan[part] ?? [])] as PartOf<P>[];
+  const items = [...(plan[part] ?? [])] as unknown as PartOf<P>[];
   items[index] = { ...items[index], ...changes };
   return { ...plan, [part]: items };
 }
@@ -40,7 +54,7 @@ export function changePart<P extends PlanPart>(
 /** Removes a part; removing a goal also removes every link to it. */
 export function removePart(plan: SharedCarePlan, part: PlanPart, name: string): SharedCarePlan {
   const index = findPart(plan, part, name);
-  const removed = (plan[part] ?? [])[index] as Goal | Activity;
+  const removed = (plan[part] ?? [])[index] as AnyPart;
   const remaining = (plan[part] ?? []).filter((_: unknown, i: number) => i !== index);
   const { [part]: _all, ...rest } = plan;
   const edited: SharedCarePlan = remaining.length ? { ...rest, [part]: remaining } : rest;
