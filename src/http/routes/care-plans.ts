@@ -25,7 +25,7 @@ export const idempotencyKeyHeader = {
   description:
     'Makes retries safe: the same key and request answer as the first time and write nothing; another request with the same key gets 422.',
 } as const;
-const editHeaders = {
+export const editHeaders = {
   type: 'object',
   required: ['if-match'],
   properties: {

@@ -7,6 +7,7 @@ import type { ItemList } from '../../care-plans/contributions.js';
 import type { Barrier, Goal, GoalAgreement, Preference, Reference, Strength } from '../../model/care-plan.js';
 import {
   editContext,
+  editHeaders,
   idempotencyKeyHeader,
   ifMatchOf,
   partParams,
@@ -30,18 +31,6 @@ const optionalIfMatch = {
     'idempotency-key': idempotencyKeyHeader,
   },
 } as const;
-const requiredIfMatch = {
-  ...optionalIfMatch,
-  required: ['if-match'],
-  properties: {
-    ...optionalIfMatch.properties,
-    'if-match': {
-      ...optionalIfMatch.properties['if-match'],
-      description: 'The ETag from a read of the plan (428 without, 412 when stale).',
-    },
-  },
-} as const;
-
 const goalParams = partParams('goalId');
 const itemParams = partParams('itemId');
 
@@ -270,7 +259,7 @@ export default async function participationRoutes(app: FastifyInstance) {
           tags: ['taking part'],
           operationId: `change${schema}`,
           summary: `Change a ${one} (your own; version-checked)`,
-          headers: requiredIfMatch,
+          headers: editHeaders,
           params: itemParams,
           body: { $ref: `${schema}Patch#` },
           response: { 200: planResponse('The plan after the change'), ...errors(true, true) },
@@ -296,7 +285,7 @@ export default async function participationRoutes(app: FastifyInstance) {
           tags: ['taking part'],
           operationId: `remove${schema}`,
           summary: `Remove a ${one} (your own; version-checked)`,
-          headers: requiredIfMatch,
+          headers: editHeaders,
           params: itemParams,
           response: { 200: planResponse('The plan after the change'), ...errors(false, true) },
         },
