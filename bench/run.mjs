@@ -19,12 +19,12 @@
 // Any non-2xx answer, socket error or timeout, in any run, or a CarePlan count that differs from the 201s
 // answered, fails the run (exit 1) after the table is printed.
 //
-// Env: BENCH_DURATION_S (10), BENCH_WARMUP_S (3), BENCH_CONNECTIONS (16), BENCH_POOL_SIZE (128),
+// Env: BENCH_DURATION_S (10), BENCH_WARMUP_S (3), BENCH_WARMUP_REQUESTS (2000), BENCH_CONNECTIONS (16), BENCH_POOL_SIZE (128),
 //      BENCH_PLAN_SIZE (medium), BENCH_LOG_LEVEL (info), BENCH_READY_SAMPLES (3),
 //      BENCH_PHASES (default floor,direct,service,toFhir,micro; also measures), BENCH_FHIR (embedded | hapi),
 //      BENCH_CPU_PROF=1, BENCH_ENFORCE_TARGETS=1, BENCH_SERVICE_NODE_ARGS, BENCH_DIST, BENCH_AUTH (jwt | none),
 //      BENCH_JWT_ALG (RS256), BENCH_INJECT_INVALID=1. See bench/README.md.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import os from 'node:os';
@@ -34,7 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { seedReferences, startHapi } from './lib/fhir-server.mjs';
 import { phaseRunner } from './lib/phases.mjs';
-import { HOST, installExitHandlers, stopAll } from './lib/processes.mjs';
+import { HOST, hasTaskset, installExitHandlers, stopAll } from './lib/processes.mjs';
 import { fmt, microTable, phaseTable, ratio, summaryTable, verdict } from './lib/report.mjs';
 import { generatePool, SIZES } from './plans.mjs';
 
@@ -119,6 +119,7 @@ const ctx = {
   clientId: CLIENT_ID,
   connections: Number(env.BENCH_CONNECTIONS || 16),
   warmUpS: Number(env.BENCH_WARMUP_S || 3),
+  warmUpRequests: Number(env.BENCH_WARMUP_REQUESTS ?? 2000),
   durationS: Number(env.BENCH_DURATION_S || 10),
   poolSize: POOL_SIZE,
   planSize: PLAN_SIZE,
@@ -126,9 +127,18 @@ const ctx = {
   readySamples: Math.max(1, Number(env.BENCH_READY_SAMPLES || 3)),
   serviceNodeArgs: (env.BENCH_SERVICE_NODE_ARGS || '').split(/\s+/).filter(Boolean),
   cores: os.cpus().length,
+  // BENCH_PIN=1: the server under test on core 0, everything else (this process, autocannon, the FHIR server) on
+  // core 1, so that the FHIR server never deschedules the server under test and its profile shows CPU time only.
+  pinServer: env.BENCH_PIN === '1' ? 0 : undefined,
   hapi: undefined,
 };
 mkdirSync(ctx.logs, { recursive: true });
+if (ctx.pinServer !== undefined) {
+  if (ctx.cores < 2 || !hasTaskset())
+    throw new Error('BENCH_PIN=1 needs 2 cores and taskset (apt-get install util-linux)');
+  // All of this process's threads, and so every child that is not pinned itself, to core 1.
+  execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+}
 if (ctx.cpuProfiles) mkdirSync(ctx.profileDir, { recursive: true });
 const { failures } = ctx;
 
@@ -145,7 +155,7 @@ async function main() {
   const planBytesAvg = Math.round(bodies.reduce((s, b) => s + b.length, 0) / bodies.length);
   await startJwks();
   console.log(
-    `bench: ${machine.cores} x ${machine.cpu}, Node ${machine.node}; ${ctx.connections} connections, ${ctx.warmUpS} s warm-up + ~${ctx.durationS} s per phase; ` +
+    `bench: ${machine.cores} x ${machine.cpu}, Node ${machine.node}; ${ctx.connections} connections, ${ctx.warmUpS} s warm-up (at least ${ctx.warmUpRequests} requests) + ~${ctx.durationS} s per phase; ` +
       `pool of ${POOL_SIZE} ${PLAN_SIZE} plans (~${planBytesAvg} B each); FHIR server ${FHIR}; service LOG_LEVEL=${LOG_LEVEL}, ${authSummary()}, rate limit default (60,000/min per client)`,
   );
   if (FHIR === 'hapi' && (PHASES.includes('direct') || PHASES.includes('service'))) {
@@ -234,6 +244,16 @@ async function main() {
       meanAt1('service') !== undefined && meanAt1('direct') !== undefined
         ? Number((meanAt1('service') - meanAt1('direct')).toFixed(2))
         : undefined,
+    // The server's CPU per request split into its main thread and the helper threads (V8's GC and optimising
+    // compiler, libuv's pool).
+    serverThreadCpuUsPerRequest: Object.fromEntries(
+      Object.keys(phases)
+        .filter((n) => phases[n].threadUsPerRequest?.server)
+        .map((n) => {
+          const { main = 0, ...helpers } = phases[n].threadUsPerRequest.server;
+          return [n, { main, helpers: Object.values(helpers).reduce((a, b) => a + b, 0) }];
+        }),
+    ),
     foreignCpuPercent: Object.fromEntries(Object.keys(phases).map((n) => [n, phases[n].cpuPercent?.foreign])),
   };
 
@@ -259,6 +279,13 @@ async function main() {
       .join(', ');
   console.log(
     `server CPU per request (us): ${list(supplementary.serverCpuUsPerRequest)}; FHIR server CPU per request (us): ${list(supplementary.fhirServerCpuUsPerRequest)}`,
+  );
+  console.log(
+    `server CPU per request, main thread + helper threads (us): ${Object.entries(
+      supplementary.serverThreadCpuUsPerRequest,
+    )
+      .map(([n, t]) => `${n} ${fmt(t.main)} + ${fmt(t.helpers)}`)
+      .join(', ')}`,
   );
   console.log(
     `allocated per request (KB): ${list(Object.fromEntries(Object.entries(supplementary.allocatedBytesPerRequest).map(([n, b]) => [n, b / 1024])), 1)}; ` +
@@ -288,6 +315,7 @@ async function main() {
           : `embedded FHIR server (Medplum fhir-router, in-memory, validating, transactional) as its own process: node ${relative(ROOT, ctx.dist)}/src/embedded-fhir/main.js; a fresh one per phase`,
       connections: ctx.connections,
       warmUpS: ctx.warmUpS,
+      warmUpRequests: ctx.warmUpRequests,
       targetDurationS: ctx.durationS,
       oneConnectionRequests: 200,
       poolSize: POOL_SIZE,

@@ -1,7 +1,7 @@
 // Load and what it costs: autocannon with bodies rotating through the pool; CPU of the watched processes from
 // /proc, the machine's CPU used by processes outside the benchmark (`foreign`), VmRSS sampling, and the bytes
 // the servers allocate (bench/lib/alloc-probe.mjs, started and read with SIGWINCH).
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { sleep } from './processes.mjs';
@@ -20,6 +20,26 @@ export function cpuSeconds(pid) {
   } catch {
     return Number.NaN;
   }
+}
+
+/**
+ * CPU seconds (user + system) of a process's threads so far, summed by thread name (/proc/<pid>/task/<tid>/stat):
+ * the main thread (named after the process, `node`), V8's GC and compiler helpers (`V8 DefaultWorke`), libuv's pool.
+ * The main thread is the one whose id is the pid.
+ */
+export function threadCpuSeconds(pid) {
+  const byName = {};
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+      const fields = text.slice(text.lastIndexOf(') ') + 2).split(' ');
+      byName[name] = (byName[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    }
+  } catch {
+    // the process or a thread went away: what was read so far
+  }
+  return byName;
 }
 
 /** Kernel (system) CPU seconds of a process so far. */
@@ -130,6 +150,9 @@ export async function measuredRun(url, path, options, { watch = {}, rssPid, allo
   const systemBefore = Object.fromEntries(
     Object.entries(watch).map(([k, pid]) => [k, systemCpuSeconds(pid)]),
   );
+  const threadsBefore = Object.fromEntries(
+    Object.entries(watch).map(([k, pid]) => [k, threadCpuSeconds(pid)]),
+  );
   for (const { pid, file } of Object.values(alloc)) {
     rmSync(file, { force: true });
     await allocationSignal(pid);
@@ -182,7 +205,24 @@ export async function measuredRun(url, path, options, { watch = {}, rssPid, allo
       Math.round(((systemCpuSeconds(pid) - systemBefore[k]) * 1e6) / measured.requests),
     ]),
   );
-  const run = { ...measured, cpuPercent, cpuUsPerRequest, systemUsPerRequest };
+  // The same by thread: the main thread (JavaScript, and the GC work done on it) and the helper threads.
+  const threadUsPerRequest = Object.fromEntries(
+    Object.entries(watch).map(([k, pid]) => {
+      const after = threadCpuSeconds(pid);
+      return [
+        k,
+        Object.fromEntries(
+          Object.entries(after)
+            .map(([name, s]) => [
+              name,
+              Math.round(((s - (threadsBefore[k][name] ?? 0)) * 1e6) / measured.requests),
+            ])
+            .filter(([, us]) => us > 0),
+        ),
+      ];
+    }),
+  );
+  const run = { ...measured, cpuPercent, cpuUsPerRequest, systemUsPerRequest, threadUsPerRequest };
   if (Object.keys(allocation).length) run.allocation = allocation;
   if (rssPid) {
     run.rssMaxSampledMb = Number((rssMaxKb / 1024).toFixed(1));
@@ -204,12 +244,34 @@ export async function measure(
   config,
   { beforeMeasured, latencyRequests, ...sampling } = {},
 ) {
-  const { connections, warmUpS, durationS } = config;
+  const { connections, warmUpS, warmUpRequests = 0, durationS } = config;
   const warmStart = performance.now();
-  const warm = summarise(
+  let warm = summarise(
     await load(url, path, { ...config, duration: warmUpS }),
     (performance.now() - warmStart) / 1000,
   );
+  // At least warmUpRequests in the warm-up: V8 keeps optimising the service's code for the first ~2,000 creates
+  // (bench/README.md, "Warm-up"), so a phase at 70 creates/s measures the JIT rather than the steady state.
+  if (warm.requests < warmUpRequests) {
+    const moreStart = performance.now();
+    const more = summarise(
+      await load(url, path, { ...config, amount: warmUpRequests - warm.requests }),
+      (performance.now() - moreStart) / 1000,
+    );
+    const statusCodes = { ...warm.statusCodes };
+    for (const [code, count] of Object.entries(more.statusCodes))
+      statusCodes[code] = (statusCodes[code] ?? 0) + count;
+    const sum = (key) => warm[key] + more[key];
+    // Counts of both runs (any non-2xx in either fails the phase); rate and latency of the second, the later one.
+    warm = {
+      ...more,
+      first: warm,
+      statusCodes,
+      ...Object.fromEntries(
+        ['requests', 'sent', 'non2xx', 'errors', 'timeouts', 'resets'].map((k) => [k, sum(k)]),
+      ),
+    };
+  }
   const context = (await beforeMeasured?.()) ?? {};
   const amount = Math.max(connections * 20, Math.round(warm.requestsPerSecond * durationS));
   const measured = await measuredRun(url, path, { ...config, amount }, sampling);

@@ -38,6 +38,7 @@ export function phaseRunner(ctx) {
     headers: ctx.authHeader,
     connections: ctx.connections,
     warmUpS: ctx.warmUpS,
+    warmUpRequests: ctx.warmUpRequests,
     durationS: ctx.durationS,
   };
 
@@ -55,7 +56,7 @@ export function phaseRunner(ctx) {
         LOG_FORMAT: 'json',
         ...ctx.authEnv(),
       },
-      { profile, alloc, nodeArgs: ctx.serviceNodeArgs },
+      { profile, alloc, nodeArgs: ctx.serviceNodeArgs, pin: ctx.pinServer },
     );
     await waitFor200(`http://${HOST}:${port}/health/ready`, child, 60_000, 5);
     return { child, url: `http://${HOST}:${port}`, readyMs: performance.now() - t0 };
@@ -63,7 +64,12 @@ export function phaseRunner(ctx) {
 
   async function startHelper(name, script, env, { alloc = false } = {}) {
     const port = await freePort();
-    const child = node(name, [script], { PORT: String(port), HOST, ...env }, { profile: true, alloc });
+    const child = node(
+      name,
+      [script],
+      { PORT: String(port), HOST, ...env },
+      { profile: true, alloc, pin: ctx.pinServer },
+    );
     await waitFor200(`http://${HOST}:${port}/health/ready`, child, 30_000, 10);
     return { child, url: `http://${HOST}:${port}` };
   }
