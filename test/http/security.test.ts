@@ -6,7 +6,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LightMyRequestResponse } from 'fastify';
+import fastifyHelmet from '@fastify/helmet';
+import Fastify, { type LightMyRequestResponse } from 'fastify';
 import type { Bundle, Provenance } from 'fhir/r4.js';
 import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { pino } from 'pino';
@@ -17,6 +18,7 @@ import { FhirGateway, FhirServerError } from '../../src/fhir/client/gateway.js';
 import { SmartBackendAuth } from '../../src/fhir/client/smart-backend-auth.js';
 import { US_CORE_PROVENANCE } from '../../src/fhir/mapping/provenance.js';
 import { buildApp } from '../../src/http/app.js';
+import { CONTENT_SECURITY_POLICY } from '../../src/http/plugins/security.js';
 import { ROUTE_ACCESS } from '../../src/http/route-access.js';
 import { loggerOptions } from '../../src/logging.js';
 import type { SharedCarePlan } from '../../src/model/care-plan.js';
@@ -837,6 +839,48 @@ t.test('behind a trusted proxy, the rate limit counts the forwarded client addre
     'without TRUST_PROXY a forwarded address is ignored: a caller cannot pick its own budget',
   );
 });
+
+t.test(
+  "every response carries exactly the headers @fastify/helmet would set with the service's policy",
+  async (t) => {
+    // The oracle: the official plugin on a bare Fastify app, with the same options the service had when it used it.
+    const oracle = Fastify();
+    await oracle.register(fastifyHelmet, {
+      global: true,
+      contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY },
+    });
+    oracle.get('/x', async () => ({}));
+    const reference = await oracle.inject({ method: 'GET', url: '/x' });
+    await oracle.close();
+    const fastifyOwn = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive']);
+    const expected = Object.fromEntries(
+      Object.entries(reference.headers).filter(([name]) => !fastifyOwn.has(name)),
+    );
+    t.ok(Object.keys(expected).length >= 12, 'helmet sets a dozen headers');
+    const answers = {
+      'a public route (200)': await send(service, { method: 'GET', url: '/health/live' }),
+      'no token (401)': await send(service, { method: 'GET', url: '/care-plans' }),
+      'an unknown route (404)': await send(service, { method: 'GET', url: '/no-such-route' }),
+      'a create (201)': await send(
+        service,
+        { method: 'POST', url: '/care-plans', body: planFor(PATIENT_A, NAME_A) },
+        await system(),
+      ),
+      'a refused body (400)': await send(
+        service,
+        { method: 'POST', url: '/care-plans', body: { status: 'bogus' } },
+        await system(),
+      ),
+    };
+    for (const [what, answer] of Object.entries(answers)) {
+      const got = Object.fromEntries(Object.keys(expected).map((name) => [name, answer.headers[name]]));
+      t.same(got, expected, what);
+      t.notOk(answer.headers['x-powered-by'], `${what}: no X-Powered-By`);
+    }
+    t.equal(answers['a create (201)'].statusCode, 201);
+    t.equal(answers['a refused body (400)'].statusCode, 400);
+  },
+);
 
 t.test('security headers; Swagger UI keeps working under the CSP', async (t) => {
   const api = await send(service, { method: 'GET', url: '/health/live' });
