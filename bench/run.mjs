@@ -23,7 +23,7 @@
 //      BENCH_PLAN_SIZE (medium), BENCH_LOG_LEVEL (info), BENCH_READY_SAMPLES (3),
 //      BENCH_PHASES (default floor,direct,service,toFhir,micro; also measures), BENCH_FHIR (embedded | hapi),
 //      BENCH_CPU_PROF=1, BENCH_ENFORCE_TARGETS=1, BENCH_SERVICE_NODE_ARGS, BENCH_DIST, BENCH_AUTH (jwt | none),
-//      BENCH_JWT_ALG (RS256), BENCH_INJECT_INVALID=1. See bench/README.md.
+//      BENCH_JWT_ALG (RS256), BENCH_INJECT_INVALID=1, BENCH_PIN=1. See bench/README.md.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -249,10 +249,7 @@ async function main() {
     serverThreadCpuUsPerRequest: Object.fromEntries(
       Object.keys(phases)
         .filter((n) => phases[n].threadUsPerRequest?.server)
-        .map((n) => {
-          const { main = 0, ...helpers } = phases[n].threadUsPerRequest.server;
-          return [n, { main, helpers: Object.values(helpers).reduce((a, b) => a + b, 0) }];
-        }),
+        .map((n) => [n, phases[n].threadUsPerRequest.server]),
     ),
     foreignCpuPercent: Object.fromEntries(Object.keys(phases).map((n) => [n, phases[n].cpuPercent?.foreign])),
   };

@@ -8,44 +8,43 @@ import { sleep } from './processes.mjs';
 
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
-function statFields(pid) {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+function statFields(path) {
+  const text = readFileSync(path, 'utf8');
+  return text.slice(text.lastIndexOf(') ') + 2).split(' ');
 }
+
+/** utime + stime of a /proc stat line's fields, in seconds. */
+const cpuOf = (fields) => (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function cpuSeconds(pid) {
   try {
-    const fields = statFields(pid);
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime + stime
+    return cpuOf(statFields(`/proc/${pid}/stat`));
   } catch {
     return Number.NaN;
   }
 }
 
 /**
- * CPU seconds (user + system) of a process's threads so far, summed by thread name (/proc/<pid>/task/<tid>/stat):
- * the main thread (named after the process, `node`), V8's GC and compiler helpers (`V8 DefaultWorke`), libuv's pool.
- * The main thread is the one whose id is the pid.
+ * CPU seconds (user + system) of a process's main thread (the one whose id is the pid) and of all its other
+ * threads together (V8's GC and optimising compiler, libuv's pool), from /proc/<pid>/task/<tid>/stat.
  */
 export function threadCpuSeconds(pid) {
-  const byName = {};
+  const seconds = { main: 0, helpers: 0 };
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = tid === String(pid) ? 'main' : text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-      const fields = text.slice(text.lastIndexOf(') ') + 2).split(' ');
-      byName[name] = (byName[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+      seconds[tid === String(pid) ? 'main' : 'helpers'] += cpuOf(statFields(`/proc/${pid}/task/${tid}/stat`));
     }
   } catch {
     // the process or a thread went away: what was read so far
   }
-  return byName;
+  return seconds;
 }
 
 /** Kernel (system) CPU seconds of a process so far. */
 function systemCpuSeconds(pid) {
   try {
-    return Number(statFields(pid)[12]) / CLOCK_TICKS;
+    return Number(statFields(`/proc/${pid}/stat`)[12]) / CLOCK_TICKS;
   } catch {
     return Number.NaN;
   }
@@ -209,17 +208,9 @@ export async function measuredRun(url, path, options, { watch = {}, rssPid, allo
   const threadUsPerRequest = Object.fromEntries(
     Object.entries(watch).map(([k, pid]) => {
       const after = threadCpuSeconds(pid);
-      return [
-        k,
-        Object.fromEntries(
-          Object.entries(after)
-            .map(([name, s]) => [
-              name,
-              Math.round(((s - (threadsBefore[k][name] ?? 0)) * 1e6) / measured.requests),
-            ])
-            .filter(([, us]) => us > 0),
-        ),
-      ];
+      const perRequest = (part) =>
+        Math.round(((after[part] - threadsBefore[k][part]) * 1e6) / measured.requests);
+      return [k, { main: perRequest('main'), helpers: perRequest('helpers') }];
     }),
   );
   const run = { ...measured, cpuPercent, cpuUsPerRequest, systemUsPerRequest, threadUsPerRequest };

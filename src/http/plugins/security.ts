@@ -38,7 +38,7 @@ const HELMET_OPTIONS: HelmetOptions = {
 };
 
 /** What helmet's middleware does to a response with these options: the headers it sets and those it removes. */
-export function helmetHeaders(options: HelmetOptions = HELMET_OPTIONS): {
+function helmetHeaders(options: HelmetOptions): {
   set: Array<[string, string]>;
   removed: string[];
 } {
@@ -62,7 +62,7 @@ export function rateLimitKey(request: FastifyRequest): string {
 }
 
 export default fp(async function security(app: FastifyInstance) {
-  const { set, removed } = helmetHeaders();
+  const { set, removed } = helmetHeaders(HELMET_OPTIONS);
   app.addHook('onRequest', (_request, reply, done) => {
     const response = reply.raw;
     for (const name of removed) response.removeHeader(name);
