@@ -230,6 +230,9 @@ async function main() {
   };
   // Supplementary, robust to other processes on the machine: CPU time and allocation per request.
   const supplementary = {
+    // The FHIR server's CPU per create in the service phase / in the direct phase: the same work, so a gauge of
+    // how far the machine's speed moved between the two phases (1 = not at all; bench/README.md, "Noise").
+    fhirCpuServiceVsDirectPhase: ratio(cpuPer('service', 'fhir'), cpuPer('direct', 'fhir')),
     toFhirVsBareServerCpu: ratio(cpuPer('floor'), cpuPer('toFhir')),
     serverCpuUsPerRequest: Object.fromEntries(Object.keys(phases).map((n) => [n, cpuPer(n)])),
     fhirServerCpuUsPerRequest: Object.fromEntries(
@@ -275,7 +278,10 @@ async function main() {
       .map(([n, v]) => `${n} ${fmt(v, digits)}`)
       .join(', ');
   console.log(
-    `server CPU per request (us): ${list(supplementary.serverCpuUsPerRequest)}; FHIR server CPU per request (us): ${list(supplementary.fhirServerCpuUsPerRequest)}`,
+    `server CPU per request (us): ${list(supplementary.serverCpuUsPerRequest)}; FHIR server CPU per request (us): ${list(supplementary.fhirServerCpuUsPerRequest)}` +
+      (supplementary.fhirCpuServiceVsDirectPhase
+        ? ` (service phase / direct phase ${supplementary.fhirCpuServiceVsDirectPhase}: the machine's drift)`
+        : ''),
   );
   console.log(
     `server CPU per request, main thread + helper threads (us): ${Object.entries(
