@@ -4,6 +4,9 @@
 //   toFhir            PlanFhir.toFhir: plan rules + planToTransaction + validateFhirBundle (the headline)
 //   map               planToTransaction alone
 //   validate          validateFhirBundle(bundle, 'outbound') alone, on premapped bundles
+//   walk              a visit of every value of the bundle once (Object.values, recursively), nothing checked:
+//                     the floor under any validation, which must at least look at each value (map + walk bounds
+//                     mapAndValidatePlansPerSecond from above)
 //   stringify         JSON.stringify(bundle) alone (what the $to-fhir reply costs to serialise)
 //   toFhirAndStringify  toFhir + JSON.stringify: the CPU work of POST /care-plans/$to-fhir minus HTTP
 // Env: BENCH_DIST (the build to measure, default ./dist), MICRO_MS (measuring time per case, default 1000,
@@ -33,6 +36,15 @@ const ROUNDS = Number(process.env.MICRO_ROUNDS || 5);
 warmUpValidators();
 const service = new PlanFhir(undefined, randomUUID);
 let sink = 0;
+
+/** Visits every value once; returns how many leaves it saw (so that the visit cannot be optimised away). */
+function walk(value) {
+  if (typeof value !== 'object' || value === null) return 1;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  let leaves = 0;
+  for (let i = 0; i < children.length; i++) leaves += walk(children[i]);
+  return leaves;
+}
 
 /**
  * Runs fn over items until `ms` of wall time passed. Measures both wall time and the CPU time of this process
@@ -116,6 +128,9 @@ for (const size of Object.keys(SIZES)) {
     }),
     validate: bench(bundles, (bundle) => {
       sink += validateFhirBundle(bundle, 'outbound').length;
+    }),
+    walk: bench(bundles, (bundle) => {
+      sink += walk(bundle);
     }),
     stringify: bench(bundles, (bundle) => {
       sink += JSON.stringify(bundle).length;

@@ -73,7 +73,16 @@ export function phaseTable(phases, connections) {
 
 export function microTable(micro, sizes) {
   return table(
-    ['5 micro (1 core)', 'bundle B', 'toFhir/s', 'map/s', 'validate/s', 'stringify/s', 'toFhir+stringify/s'],
+    [
+      '5 micro (1 core)',
+      'bundle B',
+      'toFhir/s',
+      'map/s',
+      'validate/s',
+      'walk/s',
+      'stringify/s',
+      'toFhir+stringify/s',
+    ],
     sizes.map((size) => {
       const m = micro[size];
       return [
@@ -82,6 +91,7 @@ export function microTable(micro, sizes) {
         fmt(m.toFhir.perSecond),
         fmt(m.map?.perSecond),
         fmt(m.validate?.perSecond),
+        fmt(m.walk?.perSecond),
         fmt(m.stringify?.perSecond),
         fmt(m.toFhirAndStringify?.perSecond),
       ];
