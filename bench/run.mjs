@@ -1,7 +1,7 @@
 // npm run bench: the service measured against its limits, side by side, in one run (issues 6 and 18).
 //
 // Phases (HTTP phases: autocannon in this process, 16 connections, loopback; a fresh process for the server
-// under test in every phase, and a fresh embedded FHIR server process, or with BENCH_FHIR=hapi one real HAPI
+// under test in every phase, and a fresh embedded FHIR server process, or with BENCH_FHIR=hapi a fresh real HAPI
 // FHIR JPA server for the direct and service phases):
 //   1 floor    bare Fastify route, no validation: parse the JSON body, answer 201 with it
 //   2 direct   tiny server pushing the precomputed transaction Bundle of the plan with fhir-kit-client
@@ -130,7 +130,8 @@ const ctx = {
   // BENCH_PIN=1: the server under test on core 0, everything else (this process, autocannon, the FHIR server) on
   // core 1, so that the FHIR server never deschedules the server under test and its profile shows CPU time only.
   pinServer: env.BENCH_PIN === '1' ? 0 : undefined,
-  hapi: undefined,
+  startHapi: undefined,
+  hapiStarts: [],
 };
 mkdirSync(ctx.logs, { recursive: true });
 if (ctx.pinServer !== undefined) {
@@ -158,11 +159,16 @@ async function main() {
     `bench: ${machine.cores} x ${machine.cpu}, Node ${machine.node}; ${ctx.connections} connections, ${ctx.warmUpS} s warm-up (at least ${ctx.warmUpRequests} requests) + ~${ctx.durationS} s per phase; ` +
       `pool of ${POOL_SIZE} ${PLAN_SIZE} plans (~${planBytesAvg} B each); FHIR server ${FHIR}; service LOG_LEVEL=${LOG_LEVEL}, ${authSummary()}, rate limit default (60,000/min per client)`,
   );
-  if (FHIR === 'hapi' && (PHASES.includes('direct') || PHASES.includes('service'))) {
-    process.stdout.write('bench: starting HAPI FHIR (test/hapi/start.sh) ... ');
-    ctx.hapi = await startHapi(ctx);
-    const seeded = await seedReferences(ctx.hapi.baseUrl, pool);
-    console.log(`ready in ${fmt(ctx.hapi.startMs / 1000, 1)} s, ${seeded} referenced resources created`);
+  if (FHIR === 'hapi') {
+    // A fresh HAPI for each push phase: HAPI slows down as its database fills (one server for both phases had the
+    // service phase's creates cost HAPI 218 ms of CPU each against 69 ms in the direct phase before it; 65.5 ms
+    // for the service on a fresh one), so a shared one would favour whichever phase runs first.
+    ctx.startHapi = async (name) => {
+      const hapi = await startHapi(ctx);
+      const seeded = await seedReferences(hapi.baseUrl, pool);
+      ctx.hapiStarts.push({ phase: name, startMs: hapi.startMs, seeded });
+      return hapi;
+    };
   }
   const run = phaseRunner(ctx);
   const phases = {};
@@ -183,7 +189,6 @@ async function main() {
         (p.oneConnection ? `; 1 connection: p50 ${p.oneConnection.latencyMs.p50} ms` : ''),
     );
   }
-  if (ctx.hapi) await ctx.hapi.stop();
   let micro;
   if (PHASES.includes('micro')) {
     process.stdout.write('bench: phase micro (map + validate, no HTTP) ... ');
@@ -280,7 +285,7 @@ async function main() {
   console.log(
     `server CPU per request (us): ${list(supplementary.serverCpuUsPerRequest)}; FHIR server CPU per request (us): ${list(supplementary.fhirServerCpuUsPerRequest)}` +
       (supplementary.fhirCpuServiceVsDirectPhase
-        ? ` (service phase / direct phase ${supplementary.fhirCpuServiceVsDirectPhase}: the machine's drift)`
+        ? ` (service phase / direct phase ${supplementary.fhirCpuServiceVsDirectPhase}: 1 when the FHIR server did the same work at the same speed in both)`
         : ''),
   );
   console.log(
@@ -314,7 +319,7 @@ async function main() {
     config: {
       fhirServer:
         FHIR === 'hapi'
-          ? 'HAPI FHIR JPA server (test/hapi, R4, H2 in memory), one for the direct and service phases; the other phases: the embedded FHIR server'
+          ? 'HAPI FHIR JPA server (test/hapi, R4, H2 in memory), a fresh one for each of the direct and service phases; the other phases: the embedded FHIR server'
           : `embedded FHIR server (Medplum fhir-router, in-memory, validating, transactional) as its own process: node ${relative(ROOT, ctx.dist)}/src/embedded-fhir/main.js; a fresh one per phase`,
       connections: ctx.connections,
       warmUpS: ctx.warmUpS,
@@ -334,6 +339,7 @@ async function main() {
         nodeArgs: ctx.serviceNodeArgs.join(' ') || '(none)',
       },
       cpuProfiles: ctx.cpuProfiles,
+      hapiStarts: ctx.hapiStarts,
     },
     phases,
     micro,
@@ -363,5 +369,4 @@ try {
   await main();
 } finally {
   await stopAll(ctx.cpuProfiles ? 8_000 : 2_000);
-  if (ctx.hapi) await ctx.hapi.stop().catch(() => {});
 }

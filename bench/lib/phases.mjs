@@ -1,6 +1,6 @@
 // The phases of npm run bench. Each HTTP phase gets a fresh process for the server under test; the FHIR
-// server is a fresh embedded one per phase, or (BENCH_FHIR=hapi, direct and service phases) the one HAPI server
-// of the run. The direct and service phases also run at one connection (createLatencyOverheadMs) and count the
+// server is a fresh embedded one per phase, or (BENCH_FHIR=hapi, direct and service phases) a fresh HAPI server
+// for each. The direct and service phases also run at one connection (createLatencyOverheadMs) and count the
 // bytes their server allocates (bench/lib/alloc-probe.mjs).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,9 +94,8 @@ export function phaseRunner(ctx) {
     return samples;
   }
 
-  /** The FHIR server of a pushing phase: HAPI when the run has one, else a fresh embedded one. */
-  const fhirFor = (name) =>
-    ctx.hapi ? Promise.resolve({ ...ctx.hapi, stop: async () => {} }) : startEmbedded(ctx, name);
+  /** The FHIR server of a pushing phase: a fresh HAPI (BENCH_FHIR=hapi) or a fresh embedded one. */
+  const fhirFor = (name) => (ctx.startHapi ? ctx.startHapi(name) : startEmbedded(ctx, name));
 
   /**
    * Load on a server that creates plans, then the correctness check: the CarePlans created on the FHIR server
