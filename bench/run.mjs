@@ -160,9 +160,8 @@ async function main() {
       `pool of ${POOL_SIZE} ${PLAN_SIZE} plans (~${planBytesAvg} B each); FHIR server ${FHIR}; service LOG_LEVEL=${LOG_LEVEL}, ${authSummary()}, rate limit default (60,000/min per client)`,
   );
   if (FHIR === 'hapi') {
-    // A fresh HAPI for each push phase: HAPI slows down as its database fills (one server for both phases had the
-    // service phase's creates cost HAPI 218 ms of CPU each against 69 ms in the direct phase before it; 65.5 ms
-    // for the service on a fresh one), so a shared one would favour whichever phase runs first.
+    // A fresh HAPI for each push phase: HAPI slows down as its database fills, so a shared one would favour
+    // whichever phase runs first (bench/README.md, "BENCH_FHIR=hapi").
     ctx.startHapi = async (name) => {
       const hapi = await startHapi(ctx);
       const seeded = await seedReferences(hapi.baseUrl, pool);
@@ -236,7 +235,7 @@ async function main() {
   // Supplementary, robust to other processes on the machine: CPU time and allocation per request.
   const supplementary = {
     // The FHIR server's CPU per create in the service phase / in the direct phase: the same work, so a gauge of
-    // how far the machine's speed moved between the two phases (1 = not at all; bench/README.md, "Noise").
+    // how far the machine's speed moved between the two phases (1 = not at all; bench/README.md, "Drift").
     fhirCpuServiceVsDirectPhase: ratio(cpuPer('service', 'fhir'), cpuPer('direct', 'fhir')),
     toFhirVsBareServerCpu: ratio(cpuPer('floor'), cpuPer('toFhir')),
     serverCpuUsPerRequest: Object.fromEntries(Object.keys(phases).map((n) => [n, cpuPer(n)])),
