@@ -2,8 +2,12 @@
 // Here the build runs once, then the compiled server is started as a child process on a free port.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import fc from 'fast-check';
+import { pino } from 'pino';
 import t from 'tap';
 import { fromRoot } from '../src/paths.js';
+import { arbitraryPlan } from './helpers/plans.js';
 
 const root = fromRoot();
 
@@ -100,4 +104,100 @@ t.test('a bad configuration stops the process with a message naming the variable
     readFileSync(fromRoot('README.md'), 'utf8').includes('| `PORT`'),
     'the README documents the variables',
   );
+});
+
+// The built tree's route validators, compiled ahead of time (scripts/generate-route-validators.mjs): the built app
+// compiles none at start-up, and each decides every body and parameter set below as AJV's run-time compilation of
+// the same schema with the same options does (the first error included, and the parameters' coercions and defaults).
+t.test('the built app uses a generated validator for every route schema, deciding as AJV does', async (t) => {
+  const dist = (path: string) => pathToFileURL(fromRoot('dist', 'src', path)).href;
+  const { buildApp } = await import(dist('http/app.js'));
+  const { loadConfig } = await import(dist('config.js'));
+  const validators = await import(dist('http/validators.js'));
+  const precompiled = await validators.loadPrecompiledValidators();
+  const seen: { kind: 'body' | 'parameter'; schema: object; precompiled: boolean }[] = [];
+  for (const env of [
+    { AUTH_MODE: 'none' },
+    { AUTH_MODE: 'jwt', AUTH_JWKS_URL: 'https://i.invalid/j', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
+  ]) {
+    const config = { ...loadConfig({ LOG_LEVEL: 'silent', ...env }), fhirBaseUrl: 'http://127.0.0.1:9/fhir' };
+    const app = await buildApp(config, {
+      logger: pino({ level: 'silent' }),
+      validators: {
+        precompiled,
+        onSchema: (kind: 'body' | 'parameter', schema: object, hit: boolean) =>
+          seen.push({ kind, schema: structuredClone(schema), precompiled: hit }),
+      },
+    });
+    await app.ready();
+    await app.close();
+  }
+  t.ok(seen.filter((s) => s.kind === 'body').length >= 10, 'the routes have body schemas');
+  t.ok(seen.filter((s) => s.kind === 'parameter').length >= 10, 'the routes have parameter schemas');
+  t.strictSame(
+    seen.filter((s) => !s.precompiled).map((s) => JSON.stringify(s.schema).slice(0, 80)),
+    [],
+    'no route schema is compiled at start-up',
+  );
+
+  // Bodies: generated plans, their parts (as the patch routes take them), and broken copies of both.
+  const plans = fc.sample(arbitraryPlan(), { numRuns: 25, seed: 18 }) as unknown as Record<string, unknown>[];
+  const parts = plans.flatMap((plan) =>
+    Object.values(plan).flatMap((value) => (Array.isArray(value) ? value.slice(0, 2) : [])),
+  ) as Record<string, unknown>[];
+  const broken = (value: Record<string, unknown>) => {
+    const [first] = Object.keys(value);
+    return [
+      { ...value, unexpected: true },
+      { ...value, [first]: 42 },
+      { ...value, [first]: '2026-02-30' },
+      { ...value, [first]: '' },
+      Object.fromEntries(Object.entries(value).slice(1)),
+    ];
+  };
+  const bodies: unknown[] = [
+    ...plans,
+    ...parts,
+    ...[...plans.slice(0, 8), ...parts.slice(0, 40)].flatMap(broken),
+    {},
+    [],
+    null,
+    'text',
+    { statement: 'x', kind: 'care-experience' },
+    { text: 'a note' },
+    { status: 'revoked' },
+    { endpoint: 'https://sync.example.org/hook', events: ['care-plan.created'] },
+  ];
+  const firstError = (errors: { instancePath: string; schemaPath: string; keyword: string }[] | null) =>
+    errors?.[0] ? `${errors[0].instancePath} ${errors[0].schemaPath} ${errors[0].keyword}` : '';
+  const runtimeBodies = validators.bodyAjv(false);
+  const runtimeParameters = validators.parameterAjv();
+  let valid = 0;
+  let invalid = 0;
+  let mismatches = 0;
+  for (const { kind, schema } of seen) {
+    const generated = precompiled[validators.precompiledName(kind, schema)];
+    const compiled = (kind === 'body' ? runtimeBodies : runtimeParameters).compile(schema);
+    const properties = Object.keys((schema as { properties?: object }).properties ?? {});
+    const inputs =
+      kind === 'body'
+        ? bodies
+        : [
+            {},
+            ...['abc', '1', '', 'x'.repeat(5000), ['a', 'b'], '2026-02-30', 'W/"1"'].map((value) =>
+              Object.fromEntries(properties.map((name) => [name, value])),
+            ),
+          ];
+    for (const input of inputs) {
+      const [a, b] = [structuredClone(input), structuredClone(input)];
+      const decided = generated(a);
+      if (decided !== compiled(b) || firstError(generated.errors) !== firstError(compiled.errors))
+        mismatches++;
+      else if (kind === 'parameter' && JSON.stringify(a) !== JSON.stringify(b)) mismatches++;
+      if (decided) valid++;
+      else invalid++;
+    }
+  }
+  t.equal(mismatches, 0, 'every generated validator decides as the run-time one');
+  t.ok(valid > 100 && invalid > 500, `both outcomes tried (${valid} valid, ${invalid} invalid)`);
 });

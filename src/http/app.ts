@@ -29,7 +29,7 @@ import participationRoutes from './routes/participation.js';
 import subscriptionRoutes, { subscriptionSchemas } from './routes/subscriptions.js';
 import { carePlanSchemas } from './schemas.js';
 import { decorateServices } from './services.js';
-import { installValidators } from './validators.js';
+import { loadPrecompiledValidators, routeValidators, type ValidatorOptions } from './validators.js';
 
 /** Logger options (see logging.ts: no PHI in any log line). */
 export function loggerOptions(
@@ -41,10 +41,15 @@ export function loggerOptions(
 export interface BuildOptions {
   /** A pino logger to use instead of one built from the configuration (tests, server.ts). */
   logger?: FastifyBaseLogger;
+  /** The routes' validators: by default the generated ones of the built tree (validators.ts). */
+  validators?: ValidatorOptions;
 }
 
 export async function buildApp(config: AppConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
   const trusted = config.trustProxy;
+  const validators = routeValidators(
+    options.validators ?? { precompiled: await loadPrecompiledValidators() },
+  );
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     bodyLimit: config.bodyLimitBytes,
@@ -77,13 +82,19 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    // The service's own compilers (validators.ts; replies are plans and FHIR resources with open-ended parts,
+    // unmappedFhir: serialised as they are). Given here, Fastify does not load its default ones (AJV and
+    // fast-json-stringify: about 20 ms of start-up).
+    // (Fastify's types want its AJV compiler's signature here; the compiler is its FastifySchemaCompiler.)
+    schemaController: {
+      compilersFactory: {
+        buildValidator: (() => validators.compiler) as never,
+        buildSerializer: () => () => (data: unknown) => JSON.stringify(data),
+      },
+    },
   });
   // Validators of the FHIR R4 schema: loaded before the app is ready, never on the request path.
   warmUpValidators();
-
-  const checkSchema = installValidators(app);
-  // Replies are plans and FHIR resources with open-ended parts (unmappedFhir): serialise them as they are.
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   // Only UTF-8 JSON, uncompressed, within the shape limits (plugins/json-body.ts).
   await app.register(jsonBody, {
@@ -93,7 +104,7 @@ export async function buildApp(config: AppConfig, options: BuildOptions = {}): P
     maxDepth: MAX_JSON_DEPTH,
   });
 
-  decorateServices(app, config, checkSchema);
+  decorateServices(app, config, validators.checkSchema);
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(

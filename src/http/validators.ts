@@ -1,14 +1,20 @@
 // The API's request validators: bodies against schemas/ (no coercion, unknown properties rejected, every error
-// reported up to a limit), query, path and header parameters (coerced, defaults applied).
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import type { FastifyInstance } from 'fastify';
+// reported up to a limit), query, path and header parameters (coerced, defaults applied). The first-error body and
+// the parameter validators of every route are compiled ahead of time by scripts/generate-route-validators.mjs into
+// the built tree (dist/src/http/generated/); a schema without one (tests run src/) is compiled here.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type CodeOptions, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { FastifySchemaCompiler } from 'fastify';
 import { linearErrors, withErrorLimit } from '../fhir/validation/ajv-code.js';
 import type { SharedCarePlan } from '../model/care-plan.js';
 import type { ErrorDetail } from '../model/errors.js';
 import { FHIR_FORMATS } from '../model/formats.js';
 import { carePlanSchemas } from './schemas.js';
 
-function bodyValidator(allErrors: boolean): Ajv {
+/** The AJV instance of request bodies; `code` adds options for the ahead-of-time generator (standalone source). */
+export function bodyAjv(allErrors: boolean, code: CodeOptions = {}): Ajv {
   // Bodies: no coercion, unknown properties rejected (never stripped), every error reported (up to a limit).
   // Errors are appended, not copied per reference: allErrors stays linear in the body's size (ajv-code.ts).
   const ajv = new Ajv({
@@ -17,7 +23,7 @@ function bodyValidator(allErrors: boolean): Ajv {
     coerceTypes: false,
     removeAdditional: false,
     useDefaults: false,
-    code: { process: linearErrors },
+    code: { process: linearErrors, ...code },
   });
   for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
   for (const schema of carePlanSchemas) ajv.addSchema(schema);
@@ -51,6 +57,33 @@ function memoized(compile: Compile): Compile {
   };
 }
 
+export type RouteSchemaKind = 'body' | 'parameter';
+
+/** The name a route schema's ahead-of-time validator is exported under: its kind and a hash of its JSON. */
+export function precompiledName(kind: RouteSchemaKind, schema: object): string {
+  const hash = createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 24);
+  return `${kind === 'body' ? 'b' : 'p'}${hash}`;
+}
+
+/** Validators compiled ahead of time, by precompiledName. */
+export type PrecompiledValidators = Readonly<Record<string, ValidateFunction | undefined>>;
+
+export interface ValidatorOptions {
+  precompiled?: PrecompiledValidators;
+  /** Told every distinct schema a route compiles (the generator records them); `precompiled`: whether one was. */
+  onSchema?: (kind: RouteSchemaKind, schema: object, precompiled: boolean) => void;
+}
+
+/**
+ * The validators generated into the built tree, or none (src/, or a build without them). Loaded by path: the
+ * module exists only after `npm run build`.
+ */
+export async function loadPrecompiledValidators(): Promise<PrecompiledValidators> {
+  const url = new URL('./generated/route-validators.js', import.meta.url);
+  if (!existsSync(fileURLToPath(url))) return {};
+  return (await import(url.href)) as PrecompiledValidators;
+}
+
 function boundedBodyValidator(fast: Compile, all: Compile, schema: object) {
   const decide = fast(schema);
   // Compiled on the first invalid body of the route, not at start-up: it is only ever run on one, and compiling
@@ -76,40 +109,59 @@ function boundedBodyValidator(fast: Compile, all: Compile, schema: object) {
   return validate;
 }
 
-function parameterValidator(): Ajv {
+/** The AJV instance of query, path and header parameters (`code`: as for bodyAjv). */
+export function parameterAjv(code: CodeOptions = {}): Ajv {
   const ajv = new Ajv({
     allErrors: true,
     strict: false,
     coerceTypes: 'array',
     removeAdditional: false,
     useDefaults: true,
+    code,
   });
   for (const [name, format] of Object.entries(FHIR_FORMATS)) ajv.addFormat(name, format);
   return ajv;
 }
 
-/**
- * Installs the validators on the app; returns the check of a whole plan against the API schema (for plans an
- * edit changed).
- */
-export function installValidators(app: FastifyInstance): (plan: SharedCarePlan) => ErrorDetail[] {
-  // The every-error instance, made when it is first needed (as are its validators, see above).
+type FastifyValidatorCompiler = FastifySchemaCompiler<object>;
+
+export interface RouteValidators {
+  /** Fastify's validator compiler (every route's body, query, params and headers). */
+  compiler: FastifyValidatorCompiler;
+  /** The check of a whole plan against the API schema (for plans an edit changed). */
+  checkSchema: (plan: SharedCarePlan) => ErrorDetail[];
+}
+
+export function routeValidators({ precompiled = {}, onSchema }: ValidatorOptions = {}): RouteValidators {
+  // The AJV instances, made when first needed: with the generated validators, only the every-error one ever is
+  // (on the first invalid body), and building one costs about 40 ms of start-up (adding and checking schemas/).
   let bodies: Ajv | undefined;
   const allErrorBodies = (): Ajv => {
-    bodies ??= bodyValidator(true);
+    bodies ??= bodyAjv(true);
     return bodies;
   };
-  const firstErrorBodies = bodyValidator(false);
-  const decide = memoized((schema) => firstErrorBodies.compile(schema));
+  let firstErrors: Ajv | undefined;
+  let parameters: Ajv | undefined;
+  const compiledBy = (kind: RouteSchemaKind, runtime: () => Ajv) =>
+    memoized((schema) => {
+      const generated = precompiled[precompiledName(kind, schema)];
+      onSchema?.(kind, schema, !!generated);
+      return generated ?? runtime().compile(schema);
+    });
+  const decide = compiledBy('body', () => {
+    firstErrors ??= bodyAjv(false);
+    return firstErrors;
+  });
   const report = memoized((schema) => allErrorBodies().compile(schema));
-  const parameters = parameterValidator();
-  const parameter = memoized((schema) => parameters.compile(schema));
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === 'body' ? boundedBodyValidator(decide, report, schema) : parameter(schema),
-  );
+  const parameter = compiledBy('parameter', () => {
+    parameters ??= parameterAjv();
+    return parameters;
+  });
+  const compiler: FastifyValidatorCompiler = ({ schema, httpPart }) =>
+    httpPart === 'body' ? boundedBodyValidator(decide, report, schema) : parameter(schema);
   // Compiled on the first edit, not at start-up (about a tenth of the time to readiness).
   let planSchema: ReturnType<Ajv['getSchema']>;
-  return (plan) => {
+  const checkSchema = (plan: SharedCarePlan): ErrorDetail[] => {
     planSchema ??= allErrorBodies().getSchema('SharedCarePlan#');
     return planSchema?.(plan)
       ? []
@@ -118,4 +170,5 @@ export function installValidators(app: FastifyInstance): (plan: SharedCarePlan) 
           detail: e.message ?? 'is invalid',
         }));
   };
+  return { compiler, checkSchema };
 }
