@@ -101,7 +101,11 @@ const hostile: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 4 }) },
   {
     weight: 1,
-    arbitrary: fc.constantFrom({}, [], [null], { resourceType: 'Patient' }, { reference: 'Patient/' }),
+    // A fresh copy each time: a mutation may insert one of these and then write into it, which would otherwise
+    // change the constant for every later run (and could make it contain itself: a circular body).
+    arbitrary: fc
+      .constantFrom({}, [], [null], { resourceType: 'Patient' }, { reference: 'Patient/' })
+      .map((value) => structuredClone(value)),
   },
 );
 
@@ -505,6 +509,8 @@ t.test(
     const failures: string[] = [];
     let sent = 0;
 
+    // Printed first: a run that throws (in a generator, say) ends before the summary that names the seed.
+    t.comment(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} repeats this run)`);
     const result = await fc.check(
       fc.asyncProperty(
         inputs({
