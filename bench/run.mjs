@@ -106,6 +106,7 @@ const ctx = {
   logs: join(RESULTS, 'logs'),
   profileDir: join(RESULTS, 'profiles'),
   cpuProfiles: env.BENCH_CPU_PROF === '1',
+  allocProfiles: env.BENCH_ALLOC_PROF === '1',
   // BENCH_DIST: the build to run (default dist/); it must live inside the repository so that node_modules resolves.
   dist: resolve(ROOT, env.BENCH_DIST || 'dist'),
   failures: [],
@@ -140,7 +141,7 @@ if (ctx.pinServer !== undefined) {
   // All of this process's threads, and so every child that is not pinned itself, to core 1.
   execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 }
-if (ctx.cpuProfiles) mkdirSync(ctx.profileDir, { recursive: true });
+if (ctx.cpuProfiles || ctx.allocProfiles) mkdirSync(ctx.profileDir, { recursive: true });
 const { failures } = ctx;
 
 async function main() {

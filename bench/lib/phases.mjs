@@ -13,7 +13,7 @@ import { freePort, HOST, hasTaskset, spawnNode, stop, waitFor200 } from './proce
 const LATENCY_REQUESTS = 200;
 
 export function phaseRunner(ctx) {
-  const { root, logs, dist, cpuProfiles, profileDir, failures } = ctx;
+  const { root, logs, dist, cpuProfiles, allocProfiles, profileDir, failures } = ctx;
   const probe = join(root, 'bench/lib/alloc-probe.mjs');
   const node = (name, args, env, { profile = false, alloc = false, nodeArgs = [], pin } = {}) => {
     const allocFile = alloc ? join(logs, `${name}.alloc.json`) : undefined;
@@ -22,7 +22,13 @@ export function phaseRunner(ctx) {
       logs,
       name,
       args,
-      { ...env, ...(allocFile ? { BENCH_ALLOC_FILE: allocFile } : {}) },
+      {
+        ...env,
+        ...(allocFile ? { BENCH_ALLOC_FILE: allocFile } : {}),
+        ...(allocFile && allocProfiles
+          ? { BENCH_ALLOC_PROFILE: join(profileDir, `${name}.heapprofile`) }
+          : {}),
+      },
       {
         profileDir: profile && cpuProfiles ? profileDir : undefined,
         nodeArgs: [...(alloc ? [`--import=${probe}`] : []), ...nodeArgs],
