@@ -5,24 +5,13 @@
 // Usage: node bench/alloc-summary.mjs <file.heapprofile> [top=25] [--requests=N]
 //   --requests=N  also print KB per request (N: the requests the measured window served, from the bench's output)
 import { readFileSync } from 'node:fs';
+import { profileArgs, shortUrl } from './lib/profile-files.mjs';
 
-const args = process.argv.slice(2);
-const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')));
-const [file, topText = '25'] = args.filter((a) => !a.startsWith('--'));
-if (!file) {
-  console.error('usage: node bench/alloc-summary.mjs <file.heapprofile> [top] [--requests=N]');
-  process.exit(2);
-}
-const top = Number(topText);
+const { file, top, flags } = profileArgs(
+  'node bench/alloc-summary.mjs <file.heapprofile> [top] [--requests=N]',
+);
 const requests = Number(flags.requests ?? 0);
 const { head } = JSON.parse(readFileSync(file, 'utf8'));
-const shortUrl = (url) =>
-  url
-    .replace(/^file:\/\//, '')
-    .replace(/^.*\/node_modules\//, 'node_modules/')
-    .replace(/^.*\/dist\//, 'dist/')
-    .replace(/^.*\/bench\/results\/[^/]+\//, 'dist/')
-    .replace(/^.*\/bench\//, 'bench/');
 const MAIN =
   /^(dist|bench)\/|^node_modules\/(fastify|pino|@pinojs|ajv|fhir-kit-client|undici|secure-json-parse)/;
 const label = ({ functionName, url, lineNumber }) =>

@@ -3,15 +3,11 @@
 // Usage: node bench/profile-summary.mjs <file.cpuprofile> [top=25] [--skip-s=N]
 //   --skip-s=N  leave out the first N seconds of the profile (start-up and warm-up: e.g. AJV compiling schemas)
 import { readFileSync } from 'node:fs';
+import { profileArgs, shortUrl } from './lib/profile-files.mjs';
 
-const args = process.argv.slice(2);
-const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')));
-const [file, topText = '25'] = args.filter((a) => !a.startsWith('--'));
-if (!file) {
-  console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [top] [--skip-s=N]');
-  process.exit(2);
-}
-const top = Number(topText);
+const { file, top, flags } = profileArgs(
+  'node bench/profile-summary.mjs <file.cpuprofile> [top] [--skip-s=N]',
+);
 const skipUs = Number(flags['skip-s'] ?? 0) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -31,13 +27,6 @@ const idleUs = [...selfUs]
   .reduce((a, [, us]) => a + us, 0);
 const sampled = [...selfUs.values()].reduce((a, b) => a + b, 0);
 const total = sampled - idleUs;
-const shortUrl = (url) =>
-  url
-    .replace(/^file:\/\//, '')
-    .replace(/^.*\/node_modules\//, 'node_modules/')
-    .replace(/^.*\/dist\//, 'dist/')
-    .replace(/^.*\/bench\/results\/[^/]+\//, 'dist/')
-    .replace(/^.*\/bench\//, 'bench/');
 const byFunction = new Map();
 const byFile = new Map();
 for (const [id, us] of selfUs) {
