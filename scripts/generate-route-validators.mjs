@@ -30,7 +30,9 @@ const { _ } = await import('ajv');
 const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
 const { loadConfig } = await import(join(dist, 'config.js'));
 const { buildApp } = await import(join(dist, 'http/app.js'));
-const { bodyAjv, parameterAjv, precompiledName } = await import(join(dist, 'http/validators.js'));
+const { bodyAjv, parameterAjv, precompiledName, schemasFingerprint } = await import(
+  join(dist, 'http/validators.js')
+);
 const { linearErrors } = await import(join(dist, 'fhir/validation/ajv-code.js'));
 const { pino } = await import('pino');
 
@@ -77,7 +79,8 @@ const files = {
   'route-body-validators.js': moduleCode(body, exports.body),
   'route-parameter-validators.js': moduleCode(parameters, exports.parameter),
   // What validators.ts loads: one namespace of both (their names differ by the kind's prefix).
-  'route-validators.js': `${header.split('\n')[0]}\nexport * from './route-body-validators.js';\nexport * from './route-parameter-validators.js';\n`,
+  // SCHEMAS_FINGERPRINT: the API schemas they were made from (validators.ts uses them only with the same).
+  'route-validators.js': `${header.split('\n')[0]}\nexport * from './route-body-validators.js';\nexport * from './route-parameter-validators.js';\nexport const SCHEMAS_FINGERPRINT = '${schemasFingerprint()}';\n`,
 };
 mkdirSync(outDir, { recursive: true });
 for (const [name, content] of Object.entries(files)) {

@@ -132,6 +132,11 @@ t.test('the built app uses a generated validator for every route schema, decidin
     await app.ready();
     await app.close();
   }
+  t.same(
+    await validators.loadPrecompiledValidators('validators-of-other-schemas'),
+    {},
+    'validators generated from other API schemas than those the service reads are not used',
+  );
   t.ok(seen.filter((s) => s.kind === 'body').length >= 10, 'the routes have body schemas');
   t.ok(seen.filter((s) => s.kind === 'parameter').length >= 10, 'the routes have parameter schemas');
   t.strictSame(
@@ -203,29 +208,45 @@ t.test('the built app uses a generated validator for every route schema, decidin
 });
 
 // With every route validator generated, the built app does not load AJV at start-up (importing it cost readiness
-// 25-30 ms): only the first invalid body does, to report every error. Checked in a process of its own, since this
-// one has AJV loaded already; `require.cache` lists the CommonJS modules a process has loaded.
+// 25-30 ms), nor for valid bodies or for the check of a valid edited plan: only the first invalid one does, to report
+// every error. Checked in a process of its own, since this one has AJV loaded already; `require.cache` lists the
+// CommonJS modules a process has loaded.
 t.test('the built app loads AJV only when the first invalid body needs every error reported', async (t) => {
+  const dist = (path: string) => JSON.stringify(pathToFileURL(fromRoot('dist', 'src', path)).href);
   const script = `
     import { createRequire } from 'node:module';
     const require = createRequire(import.meta.url);
-    const { buildApp } = await import(${JSON.stringify(pathToFileURL(fromRoot('dist', 'src', 'http', 'app.js')).href)});
-    const { loadConfig } = await import(${JSON.stringify(pathToFileURL(fromRoot('dist', 'src', 'config.js')).href)});
+    const { buildApp } = await import(${dist('http/app.js')});
+    const { loadConfig } = await import(${dist('config.js')});
+    const { examplePlan } = await import(${dist('http/schemas.js')});
+    const { routeValidators, loadPrecompiledValidators } = await import(${dist('http/validators.js')});
     const ajvLoaded = () => Object.keys(require.cache).some((f) => f.endsWith('/node_modules/ajv/dist/core.js'));
     const config = { ...loadConfig({ LOG_LEVEL: 'silent', AUTH_MODE: 'none' }), fhirBaseUrl: 'http://127.0.0.1:9/fhir' };
     const app = await buildApp(config);
     await app.ready();
-    const atReady = ajvLoaded();
-    await app.inject({ method: 'GET', url: '/care-plans/not-a-route/x' });
-    const afterOther = ajvLoaded();
+    const seen = { atReady: ajvLoaded() };
+    const valid = await app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: examplePlan });
+    Object.assign(seen, { valid: valid.statusCode, afterValid: ajvLoaded() });
+    const { checkSchema } = routeValidators({ precompiled: await loadPrecompiledValidators() });
+    Object.assign(seen, { validPlanErrors: checkSchema(examplePlan).length, afterValidPlan: ajvLoaded() });
     const invalid = await app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: { status: 42 } });
-    console.log(JSON.stringify({ atReady, afterOther, invalid: invalid.statusCode, afterInvalid: ajvLoaded() }));
+    Object.assign(seen, { invalid: invalid.statusCode, afterInvalid: ajvLoaded() });
+    Object.assign(seen, { invalidPlanReported: checkSchema({ ...examplePlan, status: 42 }).length > 0 });
+    console.log(JSON.stringify(seen));
     await app.close();`;
   const output = execFileSync(
     'env',
     ['-u', 'NODE_V8_COVERAGE', '-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', script],
     { cwd: root, encoding: 'utf8' },
   );
-  const seen = JSON.parse(output.trim().split('\n').at(-1) as string);
-  t.strictSame(seen, { atReady: false, afterOther: false, invalid: 400, afterInvalid: true });
+  t.strictSame(JSON.parse(output.trim().split('\n').at(-1) as string), {
+    atReady: false,
+    valid: 200,
+    afterValid: false,
+    validPlanErrors: 0,
+    afterValidPlan: false,
+    invalid: 400,
+    afterInvalid: true,
+    invalidPlanReported: true,
+  });
 });

@@ -15,39 +15,55 @@ let profiler;
 let usedAtStart = 0;
 let session;
 
-// An in-process inspector session answers synchronously.
+// An in-process inspector session answers synchronously; an error thrown in its callback would not reach here.
 const inspect = (method, params) => {
+  let failure;
   let answer;
   session.post(method, params, (error, result) => {
-    if (error) throw error;
+    failure = error;
     answer = result;
   });
+  if (failure) throw failure;
   return answer;
 };
+
+/** Starts the sampling heap profiler, or says why not: the allocation figure is measured either way. */
+function startSampling() {
+  try {
+    session = new Session();
+    session.connect();
+    inspect('HeapProfiler.enable');
+    // One sample per 16 KiB allocated on average (V8's default is 32 KiB).
+    inspect('HeapProfiler.startSampling', {
+      samplingInterval: 16_384,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  } catch (error) {
+    process.stderr.write(`alloc-probe: no allocation profile: ${error}\n`);
+    session?.disconnect();
+    session = undefined;
+  }
+}
+
+function writeSamplingProfile() {
+  try {
+    writeFileSync(profileFile, JSON.stringify(inspect('HeapProfiler.stopSampling').profile));
+  } catch (error) {
+    process.stderr.write(`alloc-probe: no allocation profile: ${error}\n`);
+  }
+  session.disconnect();
+  session = undefined;
+}
 
 if (file) {
   process.on('SIGWINCH', () => {
     if (!profiler) {
-      if (profileFile) {
-        session = new Session();
-        session.connect();
-        inspect('HeapProfiler.enable');
-        // One sample per 16 KiB allocated on average (V8's default is 32 KiB).
-        inspect('HeapProfiler.startSampling', {
-          samplingInterval: 16_384,
-          includeObjectsCollectedByMajorGC: true,
-          includeObjectsCollectedByMinorGC: true,
-        });
-      }
+      if (profileFile) startSampling();
       profiler = new v8.GCProfiler();
       profiler.start();
       usedAtStart = v8.getHeapStatistics().used_heap_size;
       return;
-    }
-    if (session) {
-      writeFileSync(profileFile, JSON.stringify(inspect('HeapProfiler.stopSampling').profile));
-      session.disconnect();
-      session = undefined;
     }
     const usedAtEnd = v8.getHeapStatistics().used_heap_size;
     const { statistics } = profiler.stop();
@@ -66,5 +82,7 @@ if (file) {
         gcPauseMs: Math.round(pauseUs / 1000),
       }),
     );
+    // After the figure: writing the profile allocates megabytes of its own.
+    if (session) writeSamplingProfile();
   });
 }
