@@ -11,18 +11,25 @@ import { arbitraryPlan } from './helpers/plans.js';
 
 const root = fromRoot();
 
+/**
+ * `env` arguments that run node without tap's coverage hooks (which tap adds to every child process): the built
+ * code run in a child is covered by the in-process tests, so it must not count as code of its own.
+ */
+const nodeWithoutCoverage = (...args: string[]) => [
+  '-u',
+  'NODE_V8_COVERAGE',
+  '-u',
+  'NODE_OPTIONS',
+  process.execPath,
+  ...args,
+];
+
 function startServer(env: Record<string, string>) {
-  // Through `env -u`: the server's own code is covered by the in-process tests; tap's coverage hooks, which tap
-  // adds to every child process, are removed so that the built output does not count as code of its own.
-  const child = spawn(
-    'env',
-    ['-u', 'NODE_V8_COVERAGE', '-u', 'NODE_OPTIONS', process.execPath, 'dist/src/server.js'],
-    {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn('env', nodeWithoutCoverage('dist/src/server.js'), {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (chunk) => {
     output += chunk;
@@ -234,11 +241,10 @@ t.test('the built app loads AJV only when the first invalid body needs every err
     Object.assign(seen, { invalidPlanReported: checkSchema({ ...examplePlan, status: 42 }).length > 0 });
     console.log(JSON.stringify(seen));
     await app.close();`;
-  const output = execFileSync(
-    'env',
-    ['-u', 'NODE_V8_COVERAGE', '-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', script],
-    { cwd: root, encoding: 'utf8' },
-  );
+  const output = execFileSync('env', nodeWithoutCoverage('--input-type=module', '-e', script), {
+    cwd: root,
+    encoding: 'utf8',
+  });
   t.strictSame(JSON.parse(output.trim().split('\n').at(-1) as string), {
     atReady: false,
     valid: 200,
