@@ -187,9 +187,11 @@ export function routeValidators({ precompiled = {}, onSchema }: ValidatorOptions
     httpPart === 'body' ? boundedBodyValidator(decide, report, schema) : parameter(schema);
   // A plan an edit made is decided by the plan body's first-error validator (generated in the built tree); the
   // every-error one, compiled on the first failure, only reports (it was about a tenth of the time to readiness).
+  let decidePlan: ValidateFunction | undefined;
   let planSchema: ReturnType<Ajv['getSchema']>;
   const checkSchema = (plan: SharedCarePlan): ErrorDetail[] => {
-    if (decide(PLAN_BODY)(plan)) return [];
+    decidePlan ??= decide(PLAN_BODY);
+    if (decidePlan(plan)) return [];
     planSchema ??= allErrorBodies().getSchema('SharedCarePlan#');
     return planSchema?.(plan)
       ? []
