@@ -12,7 +12,6 @@ import type { SharedCarePlan } from '../model/care-plan.js';
 import type { ErrorDetail } from '../model/errors.js';
 import { DeliveryWorker } from '../subscriptions/delivery-worker.js';
 import { SubscriptionService } from '../subscriptions/subscription-service.js';
-import { examplePlan } from './schemas.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,19 +23,6 @@ declare module 'fastify' {
     subscriptions: SubscriptionService;
     deliveryWorker: DeliveryWorker;
   }
-}
-
-/** How long start-up spends running the mapping before the first request (see warmUpMapping). */
-const MAPPING_WARM_UP_MS = 100;
-
-/**
- * Maps and validates the documented example plan for MAPPING_WARM_UP_MS before the app is ready, so that V8 has
- * optimised the mapping and the validators before the first request. Measured (bench/README.md): without it, on a
- * stream of similar plans, V8 can settle on code that maps and validates a medium plan about 1.7x slower.
- */
-function warmUpMapping(carePlans: CarePlans): void {
-  const until = performance.now() + MAPPING_WARM_UP_MS;
-  while (performance.now() < until) JSON.stringify(carePlans.toFhir(examplePlan as SharedCarePlan));
 }
 
 export function decorateServices(
@@ -80,5 +66,4 @@ export function decorateServices(
   );
   app.addHook('onReady', async () => worker.start());
   app.addHook('onClose', async () => worker.stop());
-  warmUpMapping(carePlans);
 }
