@@ -19,8 +19,12 @@
  *   generate-validators.mjs) is every non-empty string (with "u" `[\s\S]` is every code point, lone surrogates
  *   included), so it is decided by the length;
  * - enum / const: `===` against each (all values are strings: AJV's deep equality is `===` there).
- * One difference, which JSON never shows: a non-enumerable own property is checked by AJV and not here (for...in
- * does not see it). The service validates parsed JSON and its own object literals.
+ * Two differences, neither of which changes what validation answers:
+ * - a non-enumerable own property is checked by AJV and not here (for...in does not see it), which JSON never shows:
+ *   the service validates parsed JSON and its own object literals;
+ * - nesting: AJV's code overflows the stack sooner (an extension nested ~1,000 deep, the deciders at ~5,600; found by
+ *   a review). src/fhir/validation/index.ts reports a thrown RangeError as an issue, and the rules' walk refuses
+ *   anything nested deeper than 128 levels, so such a resource is invalid either way.
  * test/fhir/validation/deciders.test.ts checks these verdicts against AJV's on fixtures, generated plans and
  * their mutations.
  */
@@ -67,7 +71,7 @@ export function decidersCode(schema, types) {
   const functionFor = (name) => {
     let fn = functionNames.get(name);
     if (!fn) {
-      if (!defs[name]) throw new Error(`no definition ${name}`);
+      if (!Object.hasOwn(defs, name)) throw new Error(`no definition ${name}`);
       fn = `d${functionNames.size}_${name.replace(/\W/g, '_')}`;
       functionNames.set(name, fn);
       queue.push(name);
@@ -96,19 +100,23 @@ export function decidersCode(schema, types) {
    * @returns {string}
    */
   function check(node, x) {
+    // a boolean schema (`false` refuses everything) would read here as a schema with no keywords: refused
+    if (typeof node !== 'object' || node === null || Array.isArray(node))
+      throw new Error('schema is not an object');
     for (const k of Object.keys(node)) if (!KEYWORDS.has(k)) throw new Error(`keyword ${k} is not supported`);
     let code = '';
     if (node.$ref !== undefined) {
       if (!String(node.$ref).startsWith(PREFIX)) throw new Error(`$ref ${node.$ref}`);
       const name = node.$ref.slice(PREFIX.length);
-      const def = defs[name];
+      const def = Object.hasOwn(defs, name) ? defs[name] : undefined;
       if (!def) throw new Error(`no definition ${name}`);
       // a primitive (no properties) is inlined; a complex type is a function (recursion, shared code)
       code += def.properties ? `if (!${functionFor(name)}(${x})) return false;` : check(def, x);
     }
     const type = node.type;
     if (type !== undefined) {
-      if (typeof type !== 'string' || !TYPE_CHECKS[type]) throw new Error(`type ${JSON.stringify(type)}`);
+      if (typeof type !== 'string' || !Object.hasOwn(TYPE_CHECKS, type))
+        throw new Error(`type ${JSON.stringify(type)}`);
       code += `if (!(${TYPE_CHECKS[type](x)})) return false;`;
     }
     if (node.pattern !== undefined && (type === undefined || type === 'string')) {
@@ -129,7 +137,9 @@ export function decidersCode(schema, types) {
     }
     if (node.required !== undefined || node.properties !== undefined) {
       if (type !== 'object') throw new Error('required/properties without type object');
-      for (const r of node.required ?? []) code += `if (${x}.${member(r)} === undefined) return false;`;
+      const required = node.required ?? [];
+      if (!Array.isArray(required)) throw new Error('required is not an array');
+      for (const r of required) code += `if (${x}.${member(String(r))} === undefined) return false;`;
       code += properties(node, x);
     }
     if (node.items !== undefined) {

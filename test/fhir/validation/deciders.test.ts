@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { planToTransaction } from '../../../src/fhir/mapping/to-fhir.js';
 import { aotResourceTypes } from '../../../src/fhir/validation/generated/fhir-r4-meta.js';
 import * as deciders from '../../../src/fhir/validation/generated/fhir-r4-validators.js';
+import { validateFhirResource } from '../../../src/fhir/validation/index.js';
 import { arbitraryPlan } from '../../helpers/plans.js';
 
 type Json = Record<string, unknown>;
@@ -179,14 +180,25 @@ function mutate(resource: Json, next: () => number): Json {
   return copy;
 }
 
-function compare(t: Test, label: string, resources: readonly Json[]): { valid: number; invalid: number } {
+/** Each value is decided by the validators of `type` (a mutant's original type: its resourceType may be mutated). */
+function compare(
+  t: Test,
+  label: string,
+  resources: readonly Json[],
+  typeOf: (resource: Json, index: number) => string = (r) => String(r.resourceType),
+): { valid: number; invalid: number } {
   let valid = 0;
   let invalid = 0;
   const mismatches: string[] = [];
-  for (const resource of resources) {
-    const type = String(resource.resourceType);
-    const expected = ajvAllErrors[type]?.(resource);
-    const actual = decider[type]?.(resource);
+  for (const [index, resource] of resources.entries()) {
+    const type = typeOf(resource, index);
+    const [oracle, decide] = [ajvAllErrors[type], decider[type]];
+    if (!oracle || !decide) {
+      t.fail(`${label}: no validator for ${type}`);
+      continue;
+    }
+    const expected = oracle(resource);
+    const actual = decide(resource);
     if (expected) valid++;
     else invalid++;
     if (actual !== expected && mismatches.length < 5)
@@ -234,6 +246,55 @@ t.test('FHIR string: any non-empty text (XSD reading), whatever its characters',
   }
 });
 
+t.test('keys and values JSON allows but schemas rarely meet', async (t) => {
+  const goal = (extra: string) =>
+    JSON.parse(
+      `{"resourceType":"Goal","lifecycleStatus":"active","subject":{"reference":"Patient/p1"},"description":{"text":"walk"}${extra}}`,
+    ) as Json;
+  const extras = [
+    '',
+    ',"__proto__":{"id":"x"}',
+    ',"constructor":"x"',
+    ',"toString":1',
+    ',"hasOwnProperty":true',
+    ',"":1',
+    ',"0":1',
+    ',"subject":{"reference":"Patient/p1","__proto__":"x"}',
+    ',"description":{"text":"walk","constructor":{}}',
+    ',"note":[]',
+    ',"note":[null]',
+    ',"note":[{"text":"a"},{"text":""}]',
+    ',"target":[{"detailQuantity":{"value":1e400}}]',
+    ',"target":[{"detailQuantity":{"value":-0}}]',
+    ',"target":[{"detailQuantity":{"value":"1"}}]',
+    ',"id":"a\u2028b"',
+    ',"language":"en  US"',
+  ];
+  const values: Json[] = extras.map(goal);
+  // what no JSON text gives, but an object literal can: undefined values and holes
+  values.push({ ...goal(''), note: undefined }, { ...goal(''), unknown: undefined });
+  const holed: unknown[] = [];
+  holed[1] = { text: 'a' }; // index 0 is a hole
+  values.push({ ...goal(''), lifecycleStatus: undefined }, { ...goal(''), note: holed });
+  const { valid, invalid } = compare(t, 'edge values', values);
+  t.ok(valid >= 5 && invalid >= 10, `${valid} valid, ${invalid} invalid`);
+});
+
+t.test('nesting past what a stack holds is refused, whichever validator overflows first', async (t) => {
+  // AJV's code overflows the stack at about 1,000 nested extensions, the deciders at about 5,600: between the two,
+  // and beyond, the resource is invalid all the same (the rules' walk refuses more than 128 levels).
+  for (const depth of [200, 2_000, 4_000, 20_000]) {
+    let ext: Json = { url: 'https://example.org/leaf', valueString: 'x' };
+    for (let i = 0; i < depth; i++) ext = { url: 'https://example.org/n', extension: [ext] };
+    const goal = { resourceType: 'Goal', lifecycleStatus: 'active', subject: { reference: 'Patient/p1' } };
+    const issues = validateFhirResource({ ...goal, description: { text: 'x' }, extension: [ext] }, 'inbound');
+    t.ok(
+      issues.length > 0 && issues.every((i) => i.rule === 'fhir-r4-schema'),
+      `${depth} levels: ${issues[0]?.message}`,
+    );
+  }
+});
+
 t.test('fixtures and their mutations', async (t) => {
   const resources = fixtureResources();
   t.ok(resources.length >= 40, `${resources.length} resources of the ahead-of-time types in the fixtures`);
@@ -242,7 +303,8 @@ t.test('fixtures and their mutations', async (t) => {
   const next = random(SEED);
   const mutants: Json[] = [];
   for (let round = 0; round < 40; round++) for (const r of resources) mutants.push(mutate(r, next));
-  const { valid, invalid } = compare(t, `mutants (seed ${SEED})`, mutants);
+  const types = mutants.map((_, i) => String(resources[i % resources.length]?.resourceType));
+  const { valid, invalid } = compare(t, `mutants (seed ${SEED})`, mutants, (_, i) => types[i] as string);
   // both verdicts must be well represented, or the comparison would prove little
   t.ok(valid > mutants.length * 0.15 && invalid > mutants.length * 0.3, `${valid} valid, ${invalid} invalid`);
 });
@@ -256,6 +318,7 @@ t.test('the FHIR of generated plans and its mutations', async (t) => {
   const next = random(SEED + 1);
   const mutants: Json[] = [];
   for (let round = 0; round < 8; round++) for (const r of resources) mutants.push(mutate(r, next));
-  const { valid, invalid } = compare(t, `mutants (seed ${SEED + 1})`, mutants);
+  const types = mutants.map((_, i) => String(resources[i % resources.length]?.resourceType));
+  const { valid, invalid } = compare(t, `mutants (seed ${SEED + 1})`, mutants, (_, i) => types[i] as string);
   t.ok(valid > mutants.length * 0.15 && invalid > mutants.length * 0.3, `${valid} valid, ${invalid} invalid`);
 });
