@@ -23,7 +23,7 @@ export interface SchemaValidateFunction {
 
 interface ValidatorPair {
   fast: SchemaValidateFunction;
-  /** allErrors variant; compiled on demand for runtime-compiled types */
+  /** allErrors variant: loaded (ahead-of-time types) or compiled (the others) on first use */
   all: () => SchemaValidateFunction;
 }
 
@@ -43,11 +43,6 @@ for (const type of aotResourceTypes) {
   const fast = (fastAot as unknown as Record<string, SchemaValidateFunction>)[type];
   if (!fast) throw new Error(`generated validators lack ${type}: run scripts/generate-validators.mjs`);
   cache.set(type, { fast, all: () => allErrorsAotFor(type) });
-}
-
-/** True once an invalid resource of a type compiled ahead of time has loaded AJV's allErrors validators. */
-export function allErrorsValidatorsLoaded(): boolean {
-  return allErrorsAot !== undefined;
 }
 
 export function isKnownResourceType(type: string): boolean {

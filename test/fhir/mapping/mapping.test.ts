@@ -1,7 +1,7 @@
 // The mapping both ways: FHIR written by others survives FHIR -> plan -> FHIR, plan -> FHIR -> plan is the
 // identity (for the example and for generated plans), edits to an imported plan change the FHIR that comes
 // out, and every emitted resource passes two validators nobody in this project wrote.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateResource } from '@medplum/core';
 import fc from 'fast-check';
@@ -13,7 +13,7 @@ import { cloneJson } from '../../../src/fhir/mapping/carry.js';
 import { planSourceFromFhir, resolveBundleReferences } from '../../../src/fhir/mapping/from-fhir.js';
 import { validateFhirBundle } from '../../../src/fhir/validation/index.js';
 import type { SharedCarePlan } from '../../../src/model/care-plan.js';
-import { wrapStandalone } from '../../helpers/fixtures.js';
+import { readExternalFixtures, wrapStandalone } from '../../helpers/fixtures.js';
 import { arbitraryPlan } from '../../helpers/plans.js';
 import { examplePlan } from '../../helpers/service.js';
 
@@ -123,15 +123,10 @@ interface Fixture {
 }
 
 function fixtures(): Fixture[] {
-  const result: Fixture[] = [];
-  for (const folder of readdirSync(FIXTURES)) {
-    if (folder.endsWith('.md')) continue;
-    for (const file of readdirSync(join(FIXTURES, folder))) {
-      const resource = JSON.parse(readFileSync(join(FIXTURES, folder, file), 'utf8')) as Resource;
-      result.push({ name: `${folder}/${file}`, input: wrapStandalone(resource) });
-    }
-  }
-  return result;
+  return readExternalFixtures().map(({ name, json }) => ({
+    name,
+    input: wrapStandalone(json as unknown as Resource),
+  }));
 }
 
 t.test('every external fixture survives FHIR -> plan -> FHIR with every element', async (t) => {

@@ -2,18 +2,17 @@
 // official R4 schema: AJV's allErrors validators (generated from the same prepared schema) are the oracle, over the
 // external fixtures, the FHIR of generated plans, and many mutations of both.
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { planToTransaction } from '../../../src/fhir/mapping/to-fhir.js';
 import { aotResourceTypes } from '../../../src/fhir/validation/generated/fhir-r4-meta.js';
 import * as deciders from '../../../src/fhir/validation/generated/fhir-r4-validators.js';
 import { validateFhirResource } from '../../../src/fhir/validation/index.js';
+import { isObject, type Json } from '../../../src/fhir/validation/rule-kit.js';
+import { readExternalFixtures } from '../../helpers/fixtures.js';
 import { arbitraryPlan } from '../../helpers/plans.js';
 
-type Json = Record<string, unknown>;
 type Decide = (data: unknown) => boolean;
 
 const ajvAllErrors = createRequire(import.meta.url)(
@@ -22,9 +21,6 @@ const ajvAllErrors = createRequire(import.meta.url)(
 const decider = deciders as unknown as Record<string, Decide>;
 const AOT = new Set<string>(aotResourceTypes);
 const SEED = Number(process.env.DECIDERS_SEED ?? 20261203);
-const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir-r4-external');
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Every resource of an ahead-of-time type in a value: itself, Bundle entries, contained resources. */
 function resourcesIn(value: unknown, out: Json[] = []): Json[] {
@@ -38,11 +34,7 @@ function resourcesIn(value: unknown, out: Json[] = []): Json[] {
 
 function fixtureResources(): Json[] {
   const out: Json[] = [];
-  for (const dir of readdirSync(FIXTURES, { withFileTypes: true })) {
-    if (!dir.isDirectory()) continue;
-    for (const file of readdirSync(join(FIXTURES, dir.name)).filter((f) => f.endsWith('.json')))
-      resourcesIn(JSON.parse(readFileSync(join(FIXTURES, dir.name, file), 'utf8')), out);
-  }
+  for (const { json } of readExternalFixtures()) resourcesIn(json, out);
   return out;
 }
 

@@ -1,10 +1,9 @@
 // FHIR R4 validation: official schema (AOT + lazily compiled types) and the hand-written rules.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { readExternalFixtures } from '../../helpers/fixtures.js';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/fhir-r4-external/', import.meta.url));
 const GENERATED = fileURLToPath(new URL('../../../src/fhir/validation/generated/', import.meta.url));
@@ -104,20 +103,7 @@ const goal = (extra: Json = {}): Json => ({
   ...extra,
 });
 
-function readFixtures(): Array<{ name: string; json: Json }> {
-  const out: Array<{ name: string; json: Json }> = [];
-  for (const dir of readdirSync(fixturesRoot, { withFileTypes: true })) {
-    if (!dir.isDirectory() || dir.name.startsWith('.')) continue;
-    for (const file of readdirSync(join(fixturesRoot, dir.name))) {
-      if (!file.endsWith('.json')) continue;
-      out.push({
-        name: `${dir.name}/${file}`,
-        json: JSON.parse(readFileSync(join(fixturesRoot, dir.name, file), 'utf8')),
-      });
-    }
-  }
-  return out;
-}
+const readFixtures = () => readExternalFixtures(fixturesRoot) as Array<{ name: string; json: Json }>;
 
 const find = (issues: Issue[], path: string, rule?: string): Issue | undefined =>
   issues.find((i) => i.path === path && (rule === undefined || i.rule === rule));
