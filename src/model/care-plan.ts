@@ -54,17 +54,14 @@ function rangeProblem(range: NonNullable<GoalTarget['range']>): string | undefin
 export function checkPlanRules(plan: SharedCarePlan): PlanRuleViolation[] {
   const violations: PlanRuleViolation[] = [];
   const names = new Set<string>();
-  (plan.goals ?? []).forEach((goal, index) => {
-    for (const name of [goal.key, goal.id]) {
-      if (name === undefined) continue;
-      if (names.has(name) && !(name === goal.id && name === goal.key)) {
-        violations.push({
-          pointer: `/goals/${index}`,
-          message: `goal name "${name}" is used by another goal`,
-        });
-      }
-    }
-    for (const name of new Set([goal.key, goal.id])) if (name !== undefined) names.add(name);
+  const goalNameUsed = (name: string, index: number) =>
+    violations.push({ pointer: `/goals/${index}`, message: `goal name "${name}" is used by another goal` });
+  (plan.goals ?? []).forEach(({ key, id }, index) => {
+    // a goal may carry one name as both key and id; another goal may use neither
+    if (key !== undefined && names.has(key)) goalNameUsed(key, index);
+    if (id !== undefined && id !== key && names.has(id)) goalNameUsed(id, index);
+    if (key !== undefined) names.add(key);
+    if (id !== undefined) names.add(id);
   });
   const checkLinks = (section: 'activities' | 'barriers' | 'strengths') => {
     (plan[section] ?? []).forEach((item, index) => {

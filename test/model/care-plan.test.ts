@@ -42,6 +42,12 @@ t.test('goal names (keys and ids) are unique across goals', async (t) => {
   ];
   t.same(pointers({ ...base, goals }), ['/goals/2']);
   t.match(checkPlanRules({ ...base, goals })[0].message, /"g-2" is used by another goal/);
+  const again = { key: 'g-2', id: 'g-2', description: { text: 'Again' }, lifecycleStatus: 'active' as const };
+  t.same(
+    pointers({ ...base, goals: [...(base.goals ?? []), again] }),
+    ['/goals/2'],
+    'a name another goal uses, carried as both key and id',
+  );
   const sameKeyAndId = [
     { key: 'x', id: 'x', description: { text: 'One goal' }, lifecycleStatus: 'active' as const },
   ];

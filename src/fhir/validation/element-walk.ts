@@ -1,18 +1,27 @@
 // Generic walk: calendar dates and extensions, everywhere in the resource except nested resources
 // (contained[], Bundle.entry.resource, ...), which are validated on their own.
-import { ambiguousDateNames, dateElementNames, dateTimePattern } from './generated/fhir-r4-meta.js';
+//
+// The generated deciders (scripts/fhir-deciders.mjs) decide these same rules, with the functions exported here, in
+// their own pass over a resource: for the types compiled ahead of time the walk runs only to report the issues of a
+// resource a decider refused (index.ts).
+import {
+  ambiguousDateNames,
+  dateElementNames,
+  dateKeyPattern,
+  dateTimePattern,
+} from './generated/fhir-r4-meta.js';
 import { escapePointer, hasChoice, type IssueCount, isObject, type Json, type ReportFn } from './rule-kit.js';
 
 /**
  * Keys whose string values are FHIR date/dateTime/instant: the names typed so in the official schema
- * (generated) plus this pattern; never a name that is free text elsewhere (`value`: Identifier.value).
+ * (generated) plus a pattern (scripts/generate-validators.mjs); never a name that is free text elsewhere
+ * (`value`: Identifier.value).
  */
-const DATE_KEY_PATTERN =
-  /Date$|^date$|^start$|^end$|^recorded$|^created$|^issued$|^lastUpdated$|^effectiveDateTime$|^occurrenceDateTime$|Instant$|DateTime$|^due$/;
+const DATE_KEY_PATTERN = new RegExp(dateKeyPattern);
 const dateKeyCache = new Map<string, boolean>();
 const derivedDateNames: ReadonlySet<string> = new Set(dateElementNames);
 const ambiguousNames: ReadonlySet<string> = new Set(ambiguousDateNames);
-function isDateKey(key: string): boolean {
+export function isDateKey(key: string): boolean {
   let v = dateKeyCache.get(key);
   if (v === undefined) {
     v = !ambiguousNames.has(key) && (derivedDateNames.has(key) || DATE_KEY_PATTERN.test(key));
@@ -46,7 +55,26 @@ function impossibleDate(value: string): boolean {
   return DATE_TIME_SHAPE.test(value);
 }
 
-const MAX_DEPTH = 128;
+/** A date key's value (a string, or the strings of an array) holds a date that is not a real calendar date. */
+export function hasImpossibleDate(value: unknown): boolean {
+  if (typeof value === 'string') return value.length >= 10 && impossibleDate(value);
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (typeof item === 'string' && item.length >= 10 && impossibleDate(item)) return true;
+  }
+  return false;
+}
+
+/** An item of an extension array that checkExtension would report. */
+export function isBrokenExtension(item: unknown): boolean {
+  if (!isObject(item) || typeof item.resourceType === 'string') return false;
+  return typeof item.url !== 'string' || hasChoice(item, 'value') === hasExtensions(item);
+}
+
+const hasExtensions = (ext: Json): boolean => Array.isArray(ext.extension) && ext.extension.length > 0;
+
+export const MAX_DEPTH = 128;
 
 export function walk(node: Json, path: PathTokens, report: ReportFn, depth: number, count: IssueCount): void {
   if (depth > MAX_DEPTH) {
@@ -108,13 +136,13 @@ function dateIssue(path: PathTokens, key: string, value: string, report: ReportF
 function checkExtension(ext: Json, path: PathTokens, report: ReportFn, count: IssueCount): void {
   const noUrl = typeof ext.url !== 'string';
   const hasValue = hasChoice(ext, 'value');
-  const hasExtensions = Array.isArray(ext.extension) && ext.extension.length > 0;
+  const extended = hasExtensions(ext);
   if (count.full) {
-    count.omitted += (noUrl ? 1 : 0) + (hasValue === hasExtensions ? 1 : 0);
+    count.omitted += (noUrl ? 1 : 0) + (hasValue === extended ? 1 : 0);
     return;
   }
   if (noUrl) report(`${pointer(path)}/url`, 'Extension.url is required (1..1)', 'fhir-r4-cardinality');
-  if (hasValue === hasExtensions) {
+  if (hasValue === extended) {
     report(
       pointer(path),
       hasValue

@@ -177,12 +177,16 @@ function validateResource(
     return;
   }
 
-  // 1. official schema
+  // 1. official schema (and, for a generated decider, the walk's element rules: see rules.ts)
   let schemaPaths: Set<string> | undefined;
   const validators = validatorsFor(rt);
   let errors: ErrorObject[] | null | undefined;
+  let accepted = false;
+  /** The decider refused what AJV's allErrors run accepts: the element rules must say why, or the two differ. */
+  let unexplained = false;
   try {
-    if (!validators.fast(resource)) {
+    accepted = validators.fast(resource);
+    if (!accepted) {
       if (issues.full) {
         // nothing more is listed: the first error is enough to count it
         issues.omitted++;
@@ -191,9 +195,11 @@ function validateResource(
       } else {
         const run = withErrorLimit(SCHEMA_ERROR_LIMIT, validators.all(), resource);
         if (run.stopped) issues.uncounted = true;
+        if (!run.valid) errors = run.errors;
+        else if (validators.decidesElementRules) unexplained = true;
         // The two decide alike; were they ever to differ, the first-error run's errors (which carry no instance
-        // path, see scripts/generate-validators.mjs) are reported at the resource.
-        errors = run.valid ? validators.fast.errors : run.errors;
+        // path) are reported at the resource.
+        else errors = validators.fast.errors;
       }
     }
   } catch (err) {
@@ -213,11 +219,18 @@ function validateResource(
   }
 
   // 2. hand-written rules; an issue the schema already reported at the same path is not repeated
+  let ruleIssues = 0;
   const report: ReportFn = (path, message, rule) => {
+    ruleIssues++;
     if (schemaPaths?.has(prefix + path)) return;
     push(prefix + path, message, rule);
   };
-  checkResourceRules(resource, rt, mode, contained, report, issues);
+  const elementsDecided = accepted && validators.decidesElementRules;
+  checkResourceRules(resource, rt, mode, contained, report, issues, elementsDecided);
+  if (unexplained && ruleIssues === 0) {
+    for (const e of validators.fast.errors ?? [])
+      push(prefix + schemaErrorPath(e), describeSchemaError(e), SCHEMA_RULE);
+  }
 
   // 3. nested resources, each on its own
   const containedList = resource.contained;

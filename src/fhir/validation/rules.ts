@@ -34,6 +34,8 @@ export { REQUIRED_VALUE_SETS } from './value-sets.js';
 /**
  * Applies every hand-written rule to one resource (not to the resources nested in it: the caller
  * dispatches those). `contained` is true for a resource inside another resource's contained[].
+ * `elementsDecided`: a generated decider accepted the resource, and with it the walk's rules (dates, extensions,
+ * depth: element-walk.ts), which are then not walked again.
  */
 export function checkResourceRules(
   resource: Json,
@@ -42,13 +44,14 @@ export function checkResourceRules(
   contained: boolean,
   report: ReportFn,
   count: IssueCount = { full: false, omitted: 0 },
+  elementsDecided = false,
 ): void {
   // dom-2: "If the resource is contained in another resource, it SHALL NOT contain nested Resources"
   // (https://hl7.org/fhir/R4/domainresource.html#invs)
   if (contained && Array.isArray(resource.contained) && resource.contained.length > 0) {
     report('/contained', 'dom-2: a contained resource SHALL NOT contain nested resources', 'dom-2');
   }
-  walk(resource, [], report, 0, count);
+  if (!elementsDecided) walk(resource, [], report, 0, count);
   BASE_RULES[resourceType]?.(resource, report);
   if (mode === 'outbound') {
     const profiles = PROFILE_RULES[resourceType];

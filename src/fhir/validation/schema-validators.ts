@@ -13,8 +13,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Ajv as AjvClass, ErrorObject } from 'ajv';
 import { linearErrors } from './ajv-code.js';
+import { hasImpossibleDate, isBrokenExtension, MAX_DEPTH } from './element-walk.js';
 import { aotResourceTypes, resourceTypes, schemaId } from './generated/fhir-r4-meta.js';
-import * as fastAot from './generated/fhir-r4-validators.js';
+import { createDeciders } from './generated/fhir-r4-validators.js';
+
+/** The generated deciders, with the walk's element rules decided in their pass (scripts/fhir-deciders.mjs). */
+const fastAot = createDeciders({ hasImpossibleDate, isBrokenExtension, MAX_DEPTH });
 
 export interface SchemaValidateFunction {
   (data: unknown): boolean;
@@ -23,6 +27,11 @@ export interface SchemaValidateFunction {
 
 interface ValidatorPair {
   fast: SchemaValidateFunction;
+  /**
+   * `fast` also decides the rules' element walk (dates, extensions, depth: scripts/fhir-deciders.mjs), so that a
+   * resource it accepts need not be walked again: the generated deciders do, AJV's runtime validators do not.
+   */
+  decidesElementRules: boolean;
   /** allErrors variant: loaded (ahead-of-time types) or compiled (the others) on first use */
   all: () => SchemaValidateFunction;
 }
@@ -42,7 +51,7 @@ const allErrorsAotFor = (type: string): SchemaValidateFunction => {
 for (const type of aotResourceTypes) {
   const fast = (fastAot as unknown as Record<string, SchemaValidateFunction>)[type];
   if (!fast) throw new Error(`generated validators lack ${type}: run scripts/generate-validators.mjs`);
-  cache.set(type, { fast, all: () => allErrorsAotFor(type) });
+  cache.set(type, { fast, decidesElementRules: true, all: () => allErrorsAotFor(type) });
 }
 
 export function isKnownResourceType(type: string): boolean {
@@ -97,6 +106,7 @@ export function validatorsFor(type: string): ValidatorPair {
     let all: SchemaValidateFunction | undefined;
     pair = {
       fast: compileAtRuntime(type, false),
+      decidesElementRules: false,
       all: () => {
         all ??= compileAtRuntime(type, true);
         return all;
