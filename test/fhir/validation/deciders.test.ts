@@ -295,6 +295,58 @@ t.test('FHIR string: any non-empty text (XSD reading), whatever its characters',
   }
 });
 
+t.test('random id, uri and code strings: as AJV decides', async (t) => {
+  // ASCII whitespace, Unicode whitespace (\s has more members past ASCII), other non-ASCII, the id characters
+  const alphabet = [
+    ' ',
+    '\t',
+    '\n',
+    '\r',
+    '\v',
+    '\f',
+    '\u00a0',
+    '\u2028',
+    '\u3000',
+    '\ufeff',
+    '\u00e9',
+    '\ud83d',
+    '\ude00',
+    'a',
+    'Z',
+    '0',
+    '9',
+    '-',
+    '.',
+    '_',
+    '/',
+    ':',
+    '\u0000',
+    '\u001f',
+    '~',
+  ];
+  const next = random(SEED + 2);
+  const text = () => {
+    const length = Math.floor(next() * 8) === 0 ? 60 + Math.floor(next() * 10) : Math.floor(next() * 6);
+    let out = '';
+    for (let i = 0; i < length; i++) out += alphabet[Math.floor(next() * alphabet.length)];
+    return out;
+  };
+  const goals: Json[] = [];
+  for (let i = 0; i < 3_000; i++) {
+    const s = text();
+    const goal: Json = {
+      resourceType: 'Goal',
+      lifecycleStatus: 'active',
+      subject: { reference: 'Patient/p1' },
+      description: { text: 'walk' },
+    };
+    goal[['id', 'implicitRules', 'language'][i % 3] as string] = s;
+    goals.push(goal);
+  }
+  const { valid, invalid } = compare(t, `random strings (seed ${SEED + 2})`, goals);
+  t.ok(valid > 300 && invalid > 300, `${valid} valid, ${invalid} invalid`);
+});
+
 t.test('keys and values JSON allows but schemas rarely meet', async (t) => {
   const goal = (extra: string) =>
     JSON.parse(
