@@ -5,7 +5,7 @@
 // With BENCH_ALLOC_PROFILE (a path; BENCH_ALLOC_PROF=1), V8's sampling heap profiler also runs over the same window,
 // keeping the samples of objects already collected, so the profile shows where the window's allocations were made,
 // not what survived them (node's --heap-prof keeps only the latter); summarise with bench/alloc-summary.mjs.
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import v8 from 'node:v8';
 
@@ -74,14 +74,16 @@ if (file) {
       freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
       pauseUs += gc.cost;
     }
+    // written under another name and renamed: the bench reads the file as soon as it exists
     writeFileSync(
-      file,
+      `${file}.tmp`,
       JSON.stringify({
         allocatedBytes: usedAtEnd - usedAtStart + freed,
         gcCount: statistics.length,
         gcPauseMs: Math.round(pauseUs / 1000),
       }),
     );
+    renameSync(`${file}.tmp`, file);
     // After the figure: writing the profile allocates megabytes of its own.
     if (session) writeSamplingProfile();
   });
