@@ -22,9 +22,10 @@
  * Two differences, neither of which changes what validation answers:
  * - a non-enumerable own property is checked by AJV and not here (for...in does not see it), which JSON never shows:
  *   the service validates parsed JSON and its own object literals;
- * - nesting: AJV's code overflows the stack sooner (an extension nested ~1,000 deep, the deciders at ~5,600; found by
- *   a review). src/fhir/validation/index.ts reports a thrown RangeError as an issue, and the rules' walk refuses
- *   anything nested deeper than 128 levels, so such a resource is invalid either way.
+ * - nesting: AJV's code overflows the stack at an extension nested ~1,000 deep (the deciders without element rules at
+ *   ~5,600; found by a review; with them they stop at level 129, as the walk). src/fhir/validation/index.ts reports a
+ *   thrown RangeError as an issue, and the rules' walk refuses anything nested deeper than 128 levels, so such a
+ *   resource is invalid either way.
  * test/fhir/validation/deciders.test.ts checks these verdicts against AJV's on fixtures, generated plans and
  * their mutations.
  *
