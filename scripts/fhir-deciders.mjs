@@ -29,7 +29,7 @@
  * test/fhir/validation/deciders.test.ts checks these verdicts against AJV's on fixtures, generated plans and
  * their mutations.
  *
- * Element rules (optional, `elementRules`): the hand-written rules of src/fhir/validation/element-walk.ts (real
+ * Element rules (`elementRules`): the hand-written rules of src/fhir/validation/element-walk.ts (real
  * calendar dates, Extension.url and ext-1, at most MAX_DEPTH levels of nesting) are decided in the same pass, so
  * that a valid resource is visited once, not once by the schema and once more by the walk (issue 18: the walk was
  * 15 % of map + validate). They are applied where the walk applies them, by property name (decided here, when the
@@ -73,10 +73,10 @@ const EXTENSION_KEYS = new Set(['extension', 'modifierExtension']);
 /**
  * @param {{ definitions: Record<string, Record<string, any>> }} schema the prepared schema
  * @param {readonly string[]} types the definitions to export (resource types)
- * @param {ElementRules} [elementRules] decide the walk's rules too (see above)
- * @returns {{ code: string, functions: number, dateKeys: string[] }} ESM code exporting one validate function
- *   per type (with element rules: `createDeciders(rules)`, which returns them, given the walk's hasImpossibleDate,
- *   isBrokenExtension and MAX_DEPTH); the property names whose values are date-checked
+ * @param {ElementRules} elementRules where the walk's rules apply (see above)
+ * @returns {{ code: string, functions: number, dateKeys: string[] }} ESM code exporting `createDeciders(rules)`,
+ *   which returns one validate function per type, given the walk's hasImpossibleDate, isBrokenExtension and
+ *   MAX_DEPTH; the property names whose values are date-checked
  */
 export function decidersCode(schema, types, elementRules) {
   const defs = schema.definitions;
@@ -165,7 +165,7 @@ export function decidersCode(schema, types, elementRules) {
     if (node.required !== undefined || node.properties !== undefined) {
       if (type !== 'object') throw new Error('required/properties without type object');
       // an object inline (not a definition) would be a level without a call of its own: the depth would be off
-      if (elementRules && !atDefinition) throw new Error('properties outside a definition');
+      if (!atDefinition) throw new Error('properties outside a definition');
       const required = node.required ?? [];
       if (!Array.isArray(required)) throw new Error('required is not an array');
       for (const r of required) code += `if (${x}.${member(String(r))} === undefined) return false;`;
@@ -187,7 +187,6 @@ export function decidersCode(schema, types, elementRules) {
    * @param {string} value
    */
   function elementChecks(name, value) {
-    if (!elementRules) return '';
     let code = '';
     if (elementRules.dateKey(name)) {
       dateKeys.add(name);
@@ -210,7 +209,7 @@ export function decidersCode(schema, types, elementRules) {
     const inner = `${level} + 1`;
     if (!closed) {
       // the walk has nothing to say about open objects (a nested resource is walked on its own)
-      if (elementRules && props.some(([, s]) => s.$ref !== undefined || s.items !== undefined))
+      if (props.some(([, s]) => s.$ref !== undefined || s.items !== undefined))
         throw new Error('an open object with complex properties');
       // open objects (ResourceList: only resourceType is looked at): probe the few declared properties, as AJV
       return props
@@ -235,9 +234,8 @@ export function decidersCode(schema, types, elementRules) {
 
   const exported = types.map((t) => [t, functionFor(t)]);
   let functions = '';
-  const depthCheck = elementRules ? 'if (d > MAX_DEPTH) return false;' : '';
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-    functions += `function ${functionNames.get(name)}(x, d) { ${depthCheck}${check(defs[name], 'x', 'd', true)} return true; }\n`;
+    functions += `function ${functionNames.get(name)}(x, d) { if (d > MAX_DEPTH) return false;${check(defs[name], 'x', 'd', true)} return true; }\n`;
   }
   let code = '"use strict";\n';
   for (const [pattern, name] of patterns)
@@ -247,10 +245,8 @@ export function decidersCode(schema, types, elementRules) {
     'const FAILED = Object.freeze([Object.freeze({ instancePath: "", schemaPath: "#", keyword: "schema", params: {}, message: "does not match the FHIR R4 schema" })]);\n' +
     'function decider(decide) { const validate = (data) => { const valid = decide(data); validate.errors = valid ? null : FAILED; return valid; }; validate.errors = null; return validate; }\n';
   const exports = exported.map(([type, fn]) => `${type}: decider((x) => ${fn}(x, 0))`).join(', ');
-  if (elementRules)
-    code +=
-      'export function createDeciders({ hasImpossibleDate, isBrokenExtension, MAX_DEPTH }) {\n' +
-      `${functions}return { ${exports} };\n}\n`;
-  else code += `${functions}export const { ${exported.map(([t]) => t).join(', ')} } = { ${exports} };\n`;
+  code +=
+    'export function createDeciders({ hasImpossibleDate, isBrokenExtension, MAX_DEPTH }) {\n' +
+    `${functions}return { ${exports} };\n}\n`;
   return { code, functions: functionNames.size, dateKeys: [...dateKeys].sort() };
 }

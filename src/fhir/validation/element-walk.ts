@@ -57,11 +57,11 @@ function impossibleDate(value: string): boolean {
 
 /** A date key's value (a string, or the strings of an array) holds a date that is not a real calendar date. */
 export function hasImpossibleDate(value: unknown): boolean {
-  if (typeof value === 'string') return value.length >= 10 && impossibleDate(value);
+  if (typeof value === 'string') return impossibleDate(value);
   if (!Array.isArray(value)) return false;
   for (let i = 0; i < value.length; i++) {
     const item: unknown = value[i];
-    if (typeof item === 'string' && item.length >= 10 && impossibleDate(item)) return true;
+    if (typeof item === 'string' && impossibleDate(item)) return true;
   }
   return false;
 }

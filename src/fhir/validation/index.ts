@@ -207,15 +207,18 @@ function validateResource(
     push(prefix, `schema validation failed: ${(err as Error).message}`, SCHEMA_RULE);
     return;
   }
-  if (errors) {
-    schemaPaths = new Set();
-    for (const e of errors) {
+  const reportSchemaErrors = (found: ErrorObject[]): void => {
+    for (const e of found) {
       const path = prefix + schemaErrorPath(e);
-      schemaPaths.add(path);
+      schemaPaths?.add(path);
       // past the limit an issue is only counted: no message is built for it
       if (issues.full) issues.omitted++;
       else push(path, describeSchemaError(e), SCHEMA_RULE);
     }
+  };
+  if (errors) {
+    schemaPaths = new Set();
+    reportSchemaErrors(errors);
   }
 
   // 2. hand-written rules; an issue the schema already reported at the same path is not repeated
@@ -227,10 +230,7 @@ function validateResource(
   };
   const elementsDecided = accepted && validators.decidesElementRules;
   checkResourceRules(resource, rt, mode, contained, report, issues, elementsDecided);
-  if (unexplained && ruleIssues === 0) {
-    for (const e of validators.fast.errors ?? [])
-      push(prefix + schemaErrorPath(e), describeSchemaError(e), SCHEMA_RULE);
-  }
+  if (unexplained && ruleIssues === 0) reportSchemaErrors(validators.fast.errors ?? []);
 
   // 3. nested resources, each on its own
   const containedList = resource.contained;
