@@ -13,11 +13,10 @@ import { cloneJson } from '../../../src/fhir/mapping/carry.js';
 import { planSourceFromFhir, resolveBundleReferences } from '../../../src/fhir/mapping/from-fhir.js';
 import { validateFhirBundle } from '../../../src/fhir/validation/index.js';
 import type { SharedCarePlan } from '../../../src/model/care-plan.js';
-import { readExternalFixtures, wrapStandalone } from '../../helpers/fixtures.js';
+import { EXTERNAL_FIXTURES, readExternalFixtures, wrapStandalone } from '../../helpers/fixtures.js';
 import { arbitraryPlan } from '../../helpers/plans.js';
 import { examplePlan } from '../../helpers/service.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'fhir-r4-external');
 loadFhirDefinitions();
 
 let counter = 0;
@@ -244,7 +243,7 @@ t.test('plan -> FHIR -> plan is the identity for generated plans, and their FHIR
 
 t.test('editing an imported plan changes the FHIR that comes out', async (t) => {
   const input = JSON.parse(
-    readFileSync(join(FIXTURES, 'hl7-fhir-r4-core', 'careplan-example-f201-renal.json'), 'utf8'),
+    readFileSync(join(EXTERNAL_FIXTURES, 'hl7-fhir-r4-core', 'careplan-example-f201-renal.json'), 'utf8'),
   );
   const plan = service.fromFhir(input);
   t.equal(plan.goals?.[0].id, '#goal', 'a contained goal keeps its local id');
@@ -281,7 +280,10 @@ t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
       payload: JSON.stringify(body),
     });
   const synthea = JSON.parse(
-    readFileSync(join(FIXTURES, 'synthea', 'Lupe_Little_f8a42e66-8c03-4ee6-85e3-3817c2942de1.json'), 'utf8'),
+    readFileSync(
+      join(EXTERNAL_FIXTURES, 'synthea', 'Lupe_Little_f8a42e66-8c03-4ee6-85e3-3817c2942de1.json'),
+      'utf8',
+    ),
   );
   const several = await fromFhir(synthea);
   const carePlans = synthea.entry.filter(
@@ -307,7 +309,7 @@ t.test('$from-fhir and $to-fhir over HTTP', async (t) => {
 
   // Broken FHIR: always a 4xx problem, never a 5xx.
   const carePlan = JSON.parse(
-    readFileSync(join(FIXTURES, 'hl7-fhir-r4-core', 'careplan-example.json'), 'utf8'),
+    readFileSync(join(EXTERNAL_FIXTURES, 'hl7-fhir-r4-core', 'careplan-example.json'), 'utf8'),
   );
   const broken: [string, unknown][] = [
     ['not a resource', { hello: 'world' }],

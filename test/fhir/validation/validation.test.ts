@@ -3,11 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { readExternalFixtures } from '../../helpers/fixtures.js';
+import { EXTERNAL_FIXTURES, readExternalFixtures } from '../../helpers/fixtures.js';
 
-const FIXTURES = fileURLToPath(new URL('../../fixtures/fhir-r4-external/', import.meta.url));
 const GENERATED = fileURLToPath(new URL('../../../src/fhir/validation/generated/', import.meta.url));
-const fixturesRoot = process.env.FHIR_FIXTURES ?? FIXTURES;
+const fixturesRoot = process.env.FHIR_FIXTURES ?? EXTERNAL_FIXTURES;
 
 // Module load time (in this process it includes the test loader transpiling the .ts modules).
 const loadStart = performance.now();
